@@ -1,0 +1,38 @@
+"""Every limit the engine enforces, in one place, each with its unit in its name.
+
+A limit is a promise to the caller (documented, refused with a precise reason when exceeded) and a bound
+on the work one request can cause. Change them here only.
+"""
+
+from __future__ import annotations
+
+# A charge (one visit's settlement).
+MAX_LINES_PER_CHARGE = 500
+MAX_LINE_AMOUNT_FEN = 100_000_000_00  # 100 million yuan: beyond any single outpatient line
+MAX_ITEM_CODE_CHARS = 64
+
+# Decimal scales fixed by the national interface spec (N5,4 ratios; N16,6 prices; N16,4 quantities).
+RATIO_DECIMAL_PLACES = 4
+UNIT_PRICE_DECIMAL_PLACES = 6
+QUANTITY_DECIMAL_PLACES = 4
+MAX_UNIT_PRICE_YUAN = 10_000_000_000  # N16,6 leaves 10 integer digits
+MAX_QUANTITY = 999_999_999_999  # N16,4 leaves 12 integer digits
+
+# Requests.
+REQUEST_ID_MAX_CHARS = 64
+REQUEST_RETENTION_DAYS = 400  # idempotency records outlive a year-end rollover and its corrections
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+MAX_STATEMENT_DAYS = 366
+
+# Storage and concurrency.
+MAX_SETTLES_PER_COMMIT = 64  # group commit: one fsync for up to this many settles
+MAX_COMMIT_QUEUE_DEPTH = 4096  # settles waiting for a commit before callers are told to back off
+GROUP_COMMIT_WAIT_MS = 2  # how long the writer lingers for company when only one settle is waiting
+MAX_SERIALIZATION_RETRIES = 5
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+MAX_IMPORT_ROWS = 1_000_000
+
+# Quotes and card proofs.
+QUOTE_VALIDITY_SECONDS = 600
+UNPREDICTABLE_NUMBER_BYTES = 8
