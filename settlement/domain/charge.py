@@ -1,0 +1,120 @@
+"""A visit's charge: its lines, priced against the catalogue, and the four parts of each line.
+
+Owns: the canonical charge line and the line-level rule of domain.md §4. Must never know where a line
+came from (HIS, file, gRPC) nor how the split continues above line level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from settlement import limits
+from settlement.domain.money import Quantity, Ratio, UnitPrice, price_times_quantity_fen
+from settlement.errors import (
+    EmptyCharge,
+    InvalidAmount,
+    InvalidField,
+    InvariantViolated,
+    TooManyLines,
+    UnknownCategory,
+)
+
+
+class Category(StrEnum):
+    """甲 / 乙 / 丙 类 (national field ``chrgitm_lv``)."""
+
+    A = "A"  # fully in scope
+    B = "B"  # in scope after the patient pre-pays a ratio (先行自付)
+    C = "C"  # out of catalogue scope: fully self-paid
+
+    @staticmethod
+    def parse(text: object, *, field: str) -> Category:
+        try:
+            return Category(str(text))
+        except ValueError:
+            raise UnknownCategory(f"{field} must be A, B or C, got {text!r}", field=field) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeLine:
+    """One charge line as the split sees it: already priced and classified.
+
+    ``amount_fen`` given wins; otherwise the amount is ``unit_price × quantity``. A price ceiling needs a
+    unit price and a quantity, because the over-ceiling part is ``(price − ceiling) × quantity``.
+    """
+
+    code: str
+    category: Category
+    selfpay_ratio: Ratio
+    amount_fen: int | None = None
+    unit_price: UnitPrice | None = None
+    quantity: Quantity | None = None
+    price_ceiling: UnitPrice | None = None
+    line_id: str = ""  # the hospital's own id of the line, echoed back on the receipt
+    field_path: str = "lines"  # where the line sits in the caller's request, for precise errors
+
+    def __post_init__(self) -> None:
+        field = self.field_path
+        if self.amount_fen is None and (self.unit_price is None or self.quantity is None):
+            raise InvalidAmount(
+                f"{field}: give amount_fen, or unit_price and quantity", field=f"{field}.amount_fen"
+            )
+        if self.price_ceiling is not None and (self.unit_price is None or self.quantity is None):
+            raise InvalidField(
+                f"{field}: a price ceiling needs unit_price and quantity to compute the over-ceiling part",
+                field=f"{field}.unit_price",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LineSplit:
+    """The four parts of one line (domain.md §4); they sum to ``amount_fen`` exactly."""
+
+    code: str
+    line_id: str
+    amount_fen: int
+    fully_self_paid_fen: int  # fulamt_ownpay_amt
+    over_ceiling_fen: int  # overlmt_selfpay
+    pre_self_paid_fen: int  # preselfpay_amt
+    in_scope_fen: int  # inscp_scp_amt
+
+
+def split_line(line: ChargeLine) -> LineSplit:
+    """Apply domain.md §4 to one line. Rounds half-up at the amount, over-ceiling and pre-self-paid only."""
+    quantity = line.quantity
+    if line.amount_fen is not None:
+        amount = line.amount_fen
+    elif line.unit_price is not None and quantity is not None:
+        amount = price_times_quantity_fen(line.unit_price.micro_yuan, quantity)
+    else:
+        raise InvariantViolated(f"line {line.code} has neither an amount nor a price and quantity")
+    if line.category is Category.C or line.selfpay_ratio.is_whole:
+        return LineSplit(line.code, line.line_id, amount, amount, 0, 0, 0)
+    over = 0
+    if line.price_ceiling is not None and line.unit_price is not None and quantity is not None:
+        excess_micro_yuan = line.unit_price.micro_yuan - line.price_ceiling.micro_yuan
+        if excess_micro_yuan > 0:
+            over = price_times_quantity_fen(excess_micro_yuan, quantity)
+            if over > amount:
+                field = f"{line.field_path}.amount_fen"
+                raise InvalidAmount(
+                    f"{field}: the amount {amount} fen is less than the part above the price ceiling "
+                    f"({over} fen); amount_fen and unit_price × quantity disagree",
+                    field=field,
+                )
+    pre = line.selfpay_ratio.of(amount - over) if line.category is Category.B else 0
+    return LineSplit(line.code, line.line_id, amount, 0, over, pre, amount - over - pre)
+
+
+def check_line_count(lines: Sequence[object]) -> None:
+    if not lines:
+        raise EmptyCharge("the charge has no lines; a settlement needs at least one", field="lines")
+    if len(lines) > limits.MAX_LINES_PER_CHARGE:
+        raise TooManyLines(
+            f"the charge has {len(lines)} lines; at most {limits.MAX_LINES_PER_CHARGE} per settlement "
+            f"(split the visit into several settlements)",
+            field="lines",
+            metadata={"limit": str(limits.MAX_LINES_PER_CHARGE)},
+        )
