@@ -24,9 +24,9 @@ from settlement.domain import (
     UnitPrice,
     split,
 )
+from settlement.domain.money import ZERO_RATIO, check_amount_fen
 from settlement.domain.policy import CURRENT_YEAR_PARTS, HISTORICAL_PARTS
 from settlement.errors import InvalidField, InvalidInput
-from settlement.domain.money import ZERO_RATIO, check_amount_fen
 
 
 class CaseError(Exception):

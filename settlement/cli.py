@@ -27,7 +27,8 @@ def _split(args: argparse.Namespace) -> int:
         print(f"settlement split: {path}: cannot read: {error}", file=sys.stderr)
         return EXIT_USAGE
     except json.JSONDecodeError as error:
-        print(f"settlement split: {path}:{error.lineno}:{error.colno}: not JSON: {error.msg}", file=sys.stderr)
+        where = f"{path}:{error.lineno}:{error.colno}"
+        print(f"settlement split: {where}: not JSON: {error.msg}", file=sys.stderr)
         return EXIT_USAGE
     if not isinstance(cases, list):
         print(f"settlement split: {path}: expected a JSON list of cases", file=sys.stderr)
@@ -52,7 +53,9 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="settlement", description="Clinic-side settlement engine (诊间结算)")
+    parser = argparse.ArgumentParser(
+        prog="settlement", description="Clinic-side settlement engine (诊间结算)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     split = commands.add_parser(

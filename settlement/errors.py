@@ -249,7 +249,7 @@ class DeadlineTooShort(Unavailable):
     message_zh = "处理超时，请用同一流水号重试"
 
 
-class InvariantViolated(Exception):  # noqa: N818 - named for what happened, like ValueError
+class InvariantViolated(Exception):
     """A broken money invariant. A bug: abort, write nothing, never reply as if it were normal."""
 
 
@@ -261,11 +261,9 @@ def _all_subclasses(cls: type[SettlementError]) -> list[type[SettlementError]]:
     return found
 
 
-_BY_REASON: dict[str, type[SettlementError]] = {
-    cls.reason: cls for cls in [SettlementError, *_all_subclasses(SettlementError)]
-}
-
-
 def error_classes() -> list[type[SettlementError]]:
     """Every refusal the engine can give; the docs table and its test are generated from this."""
     return [SettlementError, *_all_subclasses(SettlementError)]
+
+
+_BY_REASON: dict[str, type[SettlementError]] = {cls.reason: cls for cls in error_classes()}

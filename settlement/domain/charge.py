@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from settlement import limits
 from settlement.domain.money import Quantity, Ratio, UnitPrice, price_times_quantity_fen
@@ -68,9 +69,12 @@ class ChargeLine:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class LineSplit:
-    """The four parts of one line (domain.md §4); they sum to ``amount_fen`` exactly."""
+class LineSplit(NamedTuple):
+    """The four parts of one line (domain.md §4); they sum to ``amount_fen`` exactly.
+
+    A named tuple rather than a frozen dataclass: it is built once per line on the settle path, and a
+    frozen dataclass pays for ``object.__setattr__`` on every field.
+    """
 
     code: str
     line_id: str

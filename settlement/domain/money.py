@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from settlement import limits
 from settlement.errors import InvalidAmount, InvalidDecimal, InvariantViolated
 
-RATIO_SCALE = 10**limits.RATIO_DECIMAL_PLACES  # a ratio of 1 is 10_000
-UNIT_PRICE_SCALE = 10**limits.UNIT_PRICE_DECIMAL_PLACES  # micro-yuan
-QUANTITY_SCALE = 10**limits.QUANTITY_DECIMAL_PLACES
+RATIO_SCALE: int = 10**limits.RATIO_DECIMAL_PLACES  # a ratio of 1 is 10_000
+UNIT_PRICE_SCALE: int = 10**limits.UNIT_PRICE_DECIMAL_PLACES  # micro-yuan
+QUANTITY_SCALE: int = 10**limits.QUANTITY_DECIMAL_PLACES
 FEN_PER_YUAN = 100
 
 _DECIMAL_TEXT = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
@@ -50,7 +50,8 @@ def parse_scaled(text: object, *, places: int, field: str) -> int:
         raise InvalidDecimal(
             f"{field} allows at most {places} decimal places, got {text!r}", field=field
         )
-    return int(match.group("int")) * 10**places + int(fraction.ljust(places, "0") or "0")
+    scale: int = 10**places
+    return int(match.group("int")) * scale + int(fraction.ljust(places, "0") or "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class Quantity:
 
 
 # fen = micro-yuan × ten-thousandths / (10**6 × 10**4) × 100
-_PRICE_TIMES_QUANTITY_TO_FEN = UNIT_PRICE_SCALE * QUANTITY_SCALE // FEN_PER_YUAN
+_PRICE_TIMES_QUANTITY_TO_FEN: int = UNIT_PRICE_SCALE * QUANTITY_SCALE // FEN_PER_YUAN
 
 
 def price_times_quantity_fen(price_micro_yuan: int, quantity: Quantity) -> int:

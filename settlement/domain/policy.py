@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from settlement.domain.money import Ratio, UnitPrice
 from settlement.domain.charge import Category
+from settlement.domain.money import Ratio, UnitPrice
 from settlement.errors import NoPolicyInForce, UnknownItemCode
 
 
@@ -150,5 +150,5 @@ class RegionPolicy:
             metadata={"region": self.region, "date": day.isoformat()},
         )
 
-    def keys(self) -> Iterable[RuleKey]:
+    def rule_keys(self) -> Iterable[RuleKey]:
         return self._index.keys()
