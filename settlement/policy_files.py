@@ -41,6 +41,15 @@ _Choice = TypeVar("_Choice", Model, AccountScope, Category)
 _Choices = TypeVar("_Choices", InsuredType, VisitType)
 _Parsed_co = TypeVar("_Parsed_co", covariant=True)
 HOSPITAL_LEVELS = (1, 2, 3)
+_REGION_KEYS = {"region", "name", "model", "catalogue", "version"}
+_ITEM_KEYS = {"code", "name", "category", "selfpay_ratio", "price_ceiling", "unit"}
+_VERSION_KEYS = {
+    "effective_from", "effective_to", "insured_types", "hospital_levels", "visit_types", "pool_ratio", "fund_cap_fen",
+}  # fmt: skip
+_MODEL_KEYS = {
+    Model.NATIONAL: {"deductible_fen", "account_allowed", "account_scope"},
+    Model.SEGMENTED: {"self_segment_fen", "current_covers", "historical_covers"},
+}
 
 
 class PolicyFileError(Exception):
@@ -69,6 +78,7 @@ def load_policies(folder: Path) -> dict[str, RegionPolicy]:
 def load_region(path: Path) -> RegionPolicy:
     document = _read_toml(path)
     reader = _Reader(path)
+    reader.only(document, _REGION_KEYS, "")
     region = reader.text(document, "region")
     model = reader.choice(document, "model", Model)
     catalogue_path = path.parent / reader.text(document, "catalogue")
@@ -93,6 +103,7 @@ def load_catalogue(path: Path) -> Catalogue:
     for n, entry in enumerate(raw_items):
         where = f"item[{n}]"
         table = reader.table(entry, where)
+        reader.only(table, _ITEM_KEYS, where)
         code = reader.text(table, "code", where)
         if code in items:
             raise PolicyFileError(path, f"{where}.code", f"code {code!r} appears twice")
@@ -125,6 +136,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _version(reader: _Reader, entry: object, where: str, model: Model, path: Path) -> PolicyVersion:
     table = reader.table(entry, where)
+    reader.only(table, _VERSION_KEYS | _MODEL_KEYS[model], where)
     start = reader.date(table, "effective_from", where)
     end = reader.date(table, "effective_to", where) if "effective_to" in table else None
     if end is not None and end < start:
@@ -199,6 +211,12 @@ class _Reader:
             raise PolicyFileError(self.path, where, "must be a table")
         return value
 
+    def only(self, table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        """A misspelt key would silently mean "not set" (no cap, say): refuse it instead."""
+        for key in table:
+            if key not in allowed:
+                raise self._fail(where, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+
     def _get(self, table: Mapping[str, Any], key: str, where: str) -> object:
         if key not in table:
             raise self._fail(where, key, "is required")
@@ -251,13 +269,16 @@ class _Reader:
             except ValueError:
                 names = ", ".join(repr(member.value) for member in kind)
                 raise self._fail(where, key, f"{value!r} is not one of {names}") from None
+        if len(set(chosen)) != len(chosen):
+            raise self._fail(where, key, "lists a value twice")
         return chosen
 
     def int_list(
         self, table: Mapping[str, Any], key: str, where: str, *, allowed: tuple[int, ...]
     ) -> list[int]:
         values = self._get(table, key, where)
-        if not isinstance(values, list) or not values or any(v not in allowed for v in values):
+        valid = [v for v in values if type(v) is int and v in allowed] if isinstance(values, list) else []
+        if not isinstance(values, list) or not values or len(valid) != len(values) or len(set(valid)) != len(valid):
             raise self._fail(where, key, f"must be a non-empty list of {list(allowed)}, got {values!r}")
         return [int(v) for v in values]
 

@@ -107,6 +107,9 @@ def test_a_combination_that_starts_later_than_the_others_is_a_gap(tmp_path: Path
         (VERSION_2025.replace("[1, 2, 3]", "[4]"), r"version\[0\].hospital_levels"),
         (VERSION_2025.replace("effective_to = 2025-12-31", "effective_to = 2024-12-31"), r"version\[0\].effective_to"),
         (VERSION_2025.replace("account_allowed = true", 'account_allowed = "yes"'), r"version\[0\].account_allowed"),
+        (VERSION_2025.replace("fund_cap", "x") + "fund_cap = 5\n", r"version\[0\].fund_cap: unknown key"),
+        (VERSION_2025.replace("[1, 2, 3]", "[true]"), r"version\[0\].hospital_levels"),
+        (VERSION_2025.replace('["outpatient"]', '["outpatient", "outpatient"]'), r"version\[0\].visit_types"),
     ],
 )
 def test_each_bad_value_is_refused_naming_the_file_and_the_key(tmp_path: Path, broken: str, key: str) -> None:
