@@ -36,3 +36,6 @@ MAX_IMPORT_ROWS = 1_000_000
 # Quotes and card proofs.
 QUOTE_VALIDITY_SECONDS = 600
 UNPREDICTABLE_NUMBER_BYTES = 8
+
+# Hospital-side identifiers carried through to receipts and reconciliation.
+MAX_HOSPITAL_LINE_ID_CHARS = 64
