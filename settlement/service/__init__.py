@@ -1,0 +1,1 @@
+"""The application service: commands, their handlers and the writer that commits them."""

@@ -1,0 +1,1 @@
+"""Persistence: the schema, migrations, engines with their durability settings, and the repository."""
