@@ -70,8 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    """Subcommands that live beside their adapters register themselves here."""
-    return []
+    """Every module of ``settlement.commands`` adds its own subcommands through ``register``."""
+    import importlib
+    import pkgutil
+
+    import settlement.commands
+
+    found = []
+    for module_info in sorted(pkgutil.iter_modules(settlement.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"settlement.commands.{module_info.name}")
+        found.append(module.register)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

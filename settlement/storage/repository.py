@@ -89,6 +89,84 @@ class Repository:
         )
         return found is not None
 
+    def insert_hospital(
+        self, *, hospital_id: str, name: str, level: int, region: str, card_proof_required: bool
+    ) -> None:
+        self.connection.execute(
+            insert(t.hospitals),
+            {
+                "hospital_id": hospital_id,
+                "name": name,
+                "level": level,
+                "region": region,
+                "card_proof_required": card_proof_required,
+            },
+        )
+
+    def insert_terminal(self, *, terminal_id: str, hospital_id: str, name: str) -> None:
+        self.connection.execute(
+            insert(t.terminals), {"terminal_id": terminal_id, "hospital_id": hospital_id, "name": name, "active": True}
+        )
+
+    def insert_person(
+        self,
+        *,
+        person_number: str,
+        name: str,
+        insured_type: str,
+        region: str,
+        citizen_id_hash: str,
+        citizen_id_last4: str,
+    ) -> None:
+        self.connection.execute(
+            insert(t.persons),
+            {
+                "person_number": person_number,
+                "name": name,
+                "insured_type": insured_type,
+                "region": region,
+                "citizen_id_hash": citizen_id_hash,
+                "citizen_id_last4": citizen_id_last4,
+            },
+        )
+
+    def insert_card(self, *, card_number: str, person_number: str, status: str, key_reference: str) -> None:
+        self.connection.execute(
+            insert(t.cards),
+            {
+                "card_number": card_number,
+                "person_number": person_number,
+                "status": status,
+                "key_reference": key_reference,
+                "last_counter": 0,
+            },
+        )
+
+    def set_card_status(self, card_number: str, status: str) -> None:
+        self.connection.execute(update(t.cards).where(t.cards.c.card_number == card_number).values(status=status))
+
+    def set_card_counter(self, card_number: str, counter: int) -> None:
+        self.connection.execute(
+            update(t.cards).where(t.cards.c.card_number == card_number).values(last_counter=counter)
+        )
+
+    def insert_account(self, person_number: str) -> None:
+        """An empty account; opening balances arrive as postings from ``external:funding``."""
+        self.connection.execute(
+            insert(t.accounts), {"person_number": person_number, "current_year_fen": 0, "historical_fen": 0}
+        )
+
+    def add_to_balances(self, person_number: str, *, current_year_fen: int, historical_fen: int) -> None:
+        """Relative change (funding, rollover); the CHECK constraints refuse a negative result."""
+        self.connection.execute(
+            update(t.accounts)
+            .where(t.accounts.c.person_number == person_number)
+            .values(
+                current_year_fen=t.accounts.c.current_year_fen + current_year_fen,
+                historical_fen=t.accounts.c.historical_fen + historical_fen,
+            )
+        )
+
     # --- idempotency ---------------------------------------------------------------------------
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
