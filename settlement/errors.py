@@ -29,7 +29,15 @@ what to do, and a Chinese message for the cashier. The gRPC layer maps these gen
     │   ├── CardLost                      CARD_LOST
     │   ├── LineNotInSettlement           LINE_NOT_IN_SETTLEMENT
     │   ├── DayAlreadyClosed              DAY_ALREADY_CLOSED
-    │   └── DatabaseNotMigrated           DATABASE_NOT_MIGRATED
+    │   ├── DatabaseNotMigrated           DATABASE_NOT_MIGRATED
+    │   ├── CardNotOfPerson               CARD_NOT_OF_PERSON
+    │   ├── InsuredTypeMismatch           INSURED_TYPE_MISMATCH
+    │   ├── CardProofRequired             CARD_PROOF_REQUIRED
+    │   ├── CryptogramInvalid             CRYPTOGRAM_INVALID
+    │   ├── AmountDiffersFromQuote        AMOUNT_DIFFERS_FROM_QUOTE
+    │   ├── QuoteExpired                  QUOTE_EXPIRED
+    │   ├── QuoteAlreadyUsed              QUOTE_ALREADY_USED
+    │   └── CounterNotIncreased           COUNTER_NOT_INCREASED
     ├── RequestIdReused                   ALREADY_EXISTS
     ├── PermissionDenied                  PERMISSION_DENIED
     │   └── OtherHospital                 OTHER_HOSPITAL
@@ -212,6 +220,46 @@ class DayAlreadyClosed(RefusedByState):
 class DatabaseNotMigrated(RefusedByState):
     reason = "DATABASE_NOT_MIGRATED"
     message_zh = "数据库未升级，请联系信息科"
+
+
+class CardNotOfPerson(RefusedByState):
+    reason = "CARD_NOT_OF_PERSON"
+    message_zh = "该卡不属于此参保人"
+
+
+class InsuredTypeMismatch(RefusedByState):
+    reason = "INSURED_TYPE_MISMATCH"
+    message_zh = "险种与参保登记不符"
+
+
+class CardProofRequired(RefusedByState):
+    reason = "CARD_PROOF_REQUIRED"
+    message_zh = "本院要求刷卡结算，请插卡并输入密码"
+
+
+class CryptogramInvalid(RefusedByState):
+    reason = "CRYPTOGRAM_INVALID"
+    message_zh = "卡片验证失败，请重新刷卡"
+
+
+class AmountDiffersFromQuote(RefusedByState):
+    reason = "AMOUNT_DIFFERS_FROM_QUOTE"
+    message_zh = "结算金额与预结算金额不一致，请重新预结算"
+
+
+class QuoteExpired(RefusedByState):
+    reason = "QUOTE_EXPIRED"
+    message_zh = "预结算已过期，请重新预结算"
+
+
+class QuoteAlreadyUsed(RefusedByState):
+    reason = "QUOTE_ALREADY_USED"
+    message_zh = "该预结算已用于一笔结算，请重新预结算"
+
+
+class CounterNotIncreased(RefusedByState):
+    reason = "COUNTER_NOT_INCREASED"
+    message_zh = "卡片交易计数器异常，请联系社保窗口"
 
 
 class RequestIdReused(SettlementError):

@@ -115,7 +115,7 @@ class Catalogue:
             raise UnknownItemCode(
                 f"{field}: item code {code!r} is not in the catalogue; map the hospital's code first",
                 field=field,
-                metadata={"code": code},
+                metadata={"item_code": code},
             )
         return found
 
@@ -141,9 +141,12 @@ class RegionPolicy:
         object.__setattr__(self, "_index", index)
 
     def rule_for(self, key: RuleKey, day: dt.date) -> Rule:
+        return self.version_for(key, day).rule
+
+    def version_for(self, key: RuleKey, day: dt.date) -> PolicyVersion:
         for version in self._index.get(key, ()):
             if version.in_force_on(day):
-                return version.rule
+                return version
         raise NoPolicyInForce(
             f"region {self.region} has no policy for {key.insured_type} at a level-{key.hospital_level} "
             f"hospital, {key.visit_type} visit, on {day.isoformat()}",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from settlement import limits
-from settlement.domain import Quantity, UnitPrice, VisitType
+from settlement.domain import InsuredType, Quantity, UnitPrice, VisitType
 from settlement.domain.charge import check_line_count
 from settlement.domain.money import check_amount_fen
 from settlement.errors import InvalidField, InvalidRequestId
@@ -64,6 +64,7 @@ class ChargeRequest:
     """Everything a quote or a settle needs about the visit."""
 
     person_number: str
+    insured_type: InsuredType | None  # None: as enrolled
     visit_type: VisitType
     visit_date: dt.date
     use_account: bool
@@ -81,18 +82,22 @@ class SettleCommand:
 
     def __post_init__(self) -> None:
         if not self.request_hash:
-            object.__setattr__(self, "request_hash", hash_request("settle", self.caller.hospital_id, self.charge))
+            digest = hash_request("settle", self.caller.hospital_id, self.charge, self.card_proof)
+            object.__setattr__(self, "request_hash", digest)
 
 
 @dataclass(frozen=True, slots=True)
 class CancelCommand:
+    """Cancel by settlement id (2208), or by the request id of a settle whose outcome is unknown (2601)."""
+
     caller: Caller
     request_id: str
-    settlement_id: str
+    settlement_id: str = ""
+    original_request_id: str = ""
 
     @property
     def request_hash(self) -> str:
-        return hash_request("cancel", self.caller.hospital_id, self.settlement_id)
+        return hash_request("cancel", self.caller.hospital_id, self.settlement_id, self.original_request_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +107,17 @@ class RefundCommand:
     caller: Caller
     request_id: str
     settlement_id: str
-    refunded_line_numbers: tuple[int, ...]
+    hospital_line_ids: tuple[str, ...]
 
     @property
     def request_hash(self) -> str:
-        return hash_request("refund", self.caller.hospital_id, self.settlement_id, sorted(self.refunded_line_numbers))
+        return hash_request("refund", self.caller.hospital_id, self.settlement_id, sorted(self.hospital_line_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteCommand:
+    caller: Caller
+    charge: ChargeRequest
 
 
 def hash_request(operation: str, *parts: object) -> str:
@@ -168,7 +179,7 @@ def requested_line(
     if len(line_id) > limits.MAX_ITEM_CODE_CHARS:
         raise InvalidField(f"{path}.line_id is longer than {limits.MAX_ITEM_CODE_CHARS}", field=f"{path}.line_id")
     parsed_quantity = Quantity.parse(quantity, field=f"{path}.quantity") if quantity else None
-    parsed_price = UnitPrice.parse(unit_price, field=f"{path}.unit_price") if unit_price else None
+    parsed_price = UnitPrice.parse(unit_price, field=f"{path}.unit_price_yuan") if unit_price else None
     amount = check_amount_fen(amount_fen, field=f"{path}.amount_fen") if amount_fen is not None else None
     if amount is None and (parsed_price is None or parsed_quantity is None):
         raise InvalidField(f"{path}: give amount_fen, or unit_price and quantity", field=f"{path}.amount_fen")
@@ -183,10 +194,12 @@ def charge_request(
     use_account: bool,
     lines: Sequence[RequestedLine],
     card_number: str = "",
+    insured_type: InsuredType | None = None,
 ) -> ChargeRequest:
     check_line_count(lines)
     return ChargeRequest(
         person_number=identifier(person_number, field="person_number"),
+        insured_type=insured_type,
         visit_type=visit_type(visit_type_text),
         visit_date=visit_date,
         use_account=use_account,

@@ -103,9 +103,10 @@ class Repository:
             },
         )
 
-    def insert_terminal(self, *, terminal_id: str, hospital_id: str, name: str) -> None:
+    def insert_terminal(self, *, terminal_id: str, hospital_id: str, name: str, channel: str = "desk") -> None:
         self.connection.execute(
-            insert(t.terminals), {"terminal_id": terminal_id, "hospital_id": hospital_id, "name": name, "active": True}
+            insert(t.terminals),
+            {"terminal_id": terminal_id, "hospital_id": hospital_id, "name": name, "channel": channel, "active": True},
         )
 
     def insert_person(
@@ -198,6 +199,19 @@ class Repository:
                 "refusal": json.dumps(refusal, ensure_ascii=False, sort_keys=True) if refusal else None,
                 "created_at_us": now_us,
             },
+        )
+
+    # --- quotes --------------------------------------------------------------------------------
+
+    def insert_quote(self, row: Row) -> None:
+        self.connection.execute(insert(t.quotes), row)
+
+    def quote(self, quote_id: str) -> Row | None:
+        return self._one(select(t.quotes).where(t.quotes.c.quote_id == quote_id))
+
+    def spend_quote(self, quote_id: str, settlement_id: str) -> None:
+        self.connection.execute(
+            update(t.quotes).where(t.quotes.c.quote_id == quote_id).values(used_by_settlement_id=settlement_id)
         )
 
     # --- settlements ---------------------------------------------------------------------------

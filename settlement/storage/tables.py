@@ -53,7 +53,11 @@ terminals = Table(
     Column("terminal_id", Id, primary_key=True),
     Column("hospital_id", Id, ForeignKey("hospitals.hospital_id"), nullable=False),
     Column("name", Text, nullable=False),
+    # desk: a doctor's-desk terminal with a card reader; his: a hospital system's adapter. A hospital may
+    # require card proofs from desk terminals only.
+    Column("channel", String(8), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
+    CheckConstraint("channel IN ('desk', 'his')", name="channel_known"),
 )
 
 persons = Table(
@@ -126,6 +130,10 @@ settlements = Table(
     Column("visit_type", String(16), nullable=False),
     Column("clearing_type", String(16), nullable=False),
     Column("visit_date", Date, nullable=False),
+    Column("use_account", Boolean, nullable=False),
+    Column("model", String(16), nullable=False),  # national / segmented
+    Column("policy_version", String(64), nullable=False),  # region and first day of the version applied
+    Column("replaces_id", Id, nullable=True),  # a refund's new settlement names the one it replaces
     Column("business_date", Date, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),  # µs since the epoch, UTC: exact on every store
     Column("total_fen", Fen, nullable=False),  # medfee_sumamt
@@ -148,7 +156,9 @@ settlements = Table(
     Column("deductible_delta_fen", Fen, nullable=False),
     Column("fund_delta_fen", Fen, nullable=False),
     Column("self_segment_delta_fen", Fen, nullable=False),
-    UniqueConstraint("hospital_id", "request_id", name="uq_settlements_hospital_request"),
+    # Not unique: a refund writes a cancellation and a replacement under one request id. The requests
+    # table is the idempotency record.
+    Index("ix_settlements_hospital_request", "hospital_id", "request_id"),
     CheckConstraint("kind IN ('settlement', 'cancellation')", name="kind_known"),
     CheckConstraint("(kind = 'cancellation') = (reverses_id IS NOT NULL)", name="cancellation_reverses"),
     Index("ix_settlements_person_date", "person_number", "business_date"),
@@ -161,9 +171,12 @@ settlement_lines = Table(
     Column("settlement_id", Id, ForeignKey("settlements.settlement_id"), primary_key=True),
     Column("line_number", Integer, primary_key=True),
     Column("item_code", String(64), nullable=False),
+    Column("item_class", String(1), nullable=False),  # A / B / C from the catalogue in force
+    Column("self_pay_ratio", String(8), nullable=False),  # exact decimal text (N5,4)
     Column("line_id", String(64), nullable=False),  # the hospital's own id of the line
     Column("quantity", String(24), nullable=False),  # exact decimal text (N16,4); "" when only an amount
     Column("unit_price", String(24), nullable=False),  # exact decimal text in yuan (N16,6)
+    Column("price_ceiling", String(24), nullable=False),  # exact decimal text in yuan; "" when none
     Column("amount_fen", Fen, nullable=False),
     Column("fully_self_paid_fen", Fen, nullable=False),
     Column("over_ceiling_fen", Fen, nullable=False),
@@ -197,6 +210,22 @@ requests = Table(
     Column("refusal", Text, nullable=True),  # JSON of the refusal, repeated on every retry
     Column("created_at_us", BigInteger, nullable=False),
     CheckConstraint("(settlement_id IS NULL) <> (refusal IS NULL)", name="one_outcome"),
+)
+
+quotes = Table(
+    "quotes",
+    metadata,
+    # A quote's unpredictable number, which a card-present settle must spend exactly once.
+    Column("quote_id", Id, primary_key=True),
+    Column("hospital_id", Id, ForeignKey("hospitals.hospital_id"), nullable=False),
+    Column("terminal_id", Id, nullable=False),
+    Column("person_number", Id, nullable=False),
+    Column("total_fen", Fen, nullable=False),
+    Column("unpredictable_number", String(32), nullable=False),  # hex
+    Column("issued_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("used_by_settlement_id", Id, nullable=True, unique=True),
+    Index("ix_quotes_expires", "expires_at_us"),
 )
 
 runs = Table(

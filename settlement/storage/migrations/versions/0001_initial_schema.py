@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 21:42:57.418267
+Create Date: 2026-12-02 10:02:29.083997
 """
 
 from __future__ import annotations
@@ -151,6 +151,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hospital_id", "business_date", name=op.f("pk_closed_days")),
     )
     op.create_table(
+        "quotes",
+        sa.Column("quote_id", sa.String(length=64), nullable=False),
+        sa.Column("hospital_id", sa.String(length=64), nullable=False),
+        sa.Column("terminal_id", sa.String(length=64), nullable=False),
+        sa.Column("person_number", sa.String(length=64), nullable=False),
+        sa.Column("total_fen", sa.BigInteger(), nullable=False),
+        sa.Column("unpredictable_number", sa.String(length=32), nullable=False),
+        sa.Column("issued_at_us", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at_us", sa.BigInteger(), nullable=False),
+        sa.Column("used_by_settlement_id", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["hospital_id"], ["hospitals.hospital_id"], name=op.f("fk_quotes_hospital_id_hospitals")
+        ),
+        sa.PrimaryKeyConstraint("quote_id", name=op.f("pk_quotes")),
+        sa.UniqueConstraint("used_by_settlement_id", name=op.f("uq_quotes_used_by_settlement_id")),
+    )
+    with op.batch_alter_table("quotes", schema=None) as batch_op:
+        batch_op.create_index("ix_quotes_expires", ["expires_at_us"], unique=False)
+
+    op.create_table(
         "settlements",
         sa.Column("settlement_id", sa.String(length=64), nullable=False),
         sa.Column("hospital_id", sa.String(length=64), nullable=False),
@@ -167,6 +187,10 @@ def upgrade() -> None:
         sa.Column("visit_type", sa.String(length=16), nullable=False),
         sa.Column("clearing_type", sa.String(length=16), nullable=False),
         sa.Column("visit_date", sa.Date(), nullable=False),
+        sa.Column("use_account", sa.Boolean(), nullable=False),
+        sa.Column("model", sa.String(length=16), nullable=False),
+        sa.Column("policy_version", sa.String(length=64), nullable=False),
+        sa.Column("replaces_id", sa.String(length=64), nullable=True),
         sa.Column("business_date", sa.Date(), nullable=False),
         sa.Column("created_at_us", sa.BigInteger(), nullable=False),
         sa.Column("total_fen", sa.BigInteger(), nullable=False),
@@ -202,11 +226,11 @@ def upgrade() -> None:
             ["reverses_id"], ["settlements.settlement_id"], name=op.f("fk_settlements_reverses_id_settlements")
         ),
         sa.PrimaryKeyConstraint("settlement_id", name=op.f("pk_settlements")),
-        sa.UniqueConstraint("hospital_id", "request_id", name="uq_settlements_hospital_request"),
         sa.UniqueConstraint("reverses_id", name=op.f("uq_settlements_reverses_id")),
     )
     with op.batch_alter_table("settlements", schema=None) as batch_op:
         batch_op.create_index("ix_settlements_hospital_date", ["hospital_id", "business_date"], unique=False)
+        batch_op.create_index("ix_settlements_hospital_request", ["hospital_id", "request_id"], unique=False)
         batch_op.create_index("ix_settlements_person_date", ["person_number", "business_date"], unique=False)
 
     op.create_table(
@@ -214,7 +238,9 @@ def upgrade() -> None:
         sa.Column("terminal_id", sa.String(length=64), nullable=False),
         sa.Column("hospital_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.CheckConstraint("channel IN ('desk', 'his')", name=op.f("ck_terminals_channel_known")),
         sa.ForeignKeyConstraint(
             ["hospital_id"], ["hospitals.hospital_id"], name=op.f("fk_terminals_hospital_id_hospitals")
         ),
@@ -225,9 +251,12 @@ def upgrade() -> None:
         sa.Column("settlement_id", sa.String(length=64), nullable=False),
         sa.Column("line_number", sa.Integer(), nullable=False),
         sa.Column("item_code", sa.String(length=64), nullable=False),
+        sa.Column("item_class", sa.String(length=1), nullable=False),
+        sa.Column("self_pay_ratio", sa.String(length=8), nullable=False),
         sa.Column("line_id", sa.String(length=64), nullable=False),
         sa.Column("quantity", sa.String(length=24), nullable=False),
         sa.Column("unit_price", sa.String(length=24), nullable=False),
+        sa.Column("price_ceiling", sa.String(length=24), nullable=False),
         sa.Column("amount_fen", sa.BigInteger(), nullable=False),
         sa.Column("fully_self_paid_fen", sa.BigInteger(), nullable=False),
         sa.Column("over_ceiling_fen", sa.BigInteger(), nullable=False),
@@ -247,9 +276,14 @@ def downgrade() -> None:
     op.drop_table("terminals")
     with op.batch_alter_table("settlements", schema=None) as batch_op:
         batch_op.drop_index("ix_settlements_person_date")
+        batch_op.drop_index("ix_settlements_hospital_request")
         batch_op.drop_index("ix_settlements_hospital_date")
 
     op.drop_table("settlements")
+    with op.batch_alter_table("quotes", schema=None) as batch_op:
+        batch_op.drop_index("ix_quotes_expires")
+
+    op.drop_table("quotes")
     op.drop_table("closed_days")
     with op.batch_alter_table("cards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cards_person_number"))

@@ -1,0 +1,186 @@
+"""Group commit: one writer thread, many settles per transaction, one fsync for the lot.
+
+Owns: the queue of write jobs, batching them into one transaction (up to ``MAX_SETTLES_PER_COMMIT``),
+refusing jobs whose deadline passed before their commit started, and resolving each caller only after
+its batch committed. If a batch fails in the database, every job in it is re-run alone, so one bad job
+never fails its neighbours. Must never resolve a caller before the commit that holds its effect.
+
+A job is a function of one ``Repository``. It may raise a ``SettlementError`` only before its first
+write (a refusal it records is its write); the rest of the batch still commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from settlement import limits
+from settlement.errors import DeadlineTooShort, InvariantViolated, SettlementError, Unavailable
+from settlement.storage.engine import Engines
+from settlement.storage.repository import Repository
+
+log = logging.getLogger(__name__)
+Result = TypeVar("Result")
+CommitObserver = Callable[[int, float], None]  # (jobs in the batch, seconds the commit took)
+
+
+@dataclass(eq=False)
+class _Job:
+    work: Callable[[Repository], Any]
+    persons: tuple[str, ...]
+    deadline: float | None  # time.monotonic() value
+    future: Future[Any] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        engines: Engines,
+        *,
+        max_jobs_per_commit: int = limits.MAX_SETTLES_PER_COMMIT,
+        max_queue_depth: int = limits.MAX_COMMIT_QUEUE_DEPTH,
+        on_commit: CommitObserver | None = None,
+    ) -> None:
+        self._engines = engines
+        self._max_jobs = max_jobs_per_commit
+        self._queue: queue.Queue[_Job | object] = queue.Queue(maxsize=max_queue_depth)
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._loop, name="settlement-writer", daemon=True)
+        self._stopping = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish every queued job, then stop. Jobs submitted afterwards are refused as UNAVAILABLE."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def submit(
+        self, work: Callable[[Repository], Result], *, persons: Iterable[str] = (), deadline: float | None = None
+    ) -> Future[Result]:
+        if self._stopping:
+            raise Unavailable("the engine is shutting down; retry with the same request_id")
+        job = _Job(work, tuple(persons), deadline)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise Unavailable(
+                f"more than {self._queue.maxsize} writes are waiting; back off and retry with the same request_id",
+                metadata={"limit": str(self._queue.maxsize)},
+            ) from None
+        return job.future
+
+    def run(
+        self, work: Callable[[Repository], Result], *, persons: Iterable[str] = (), deadline: float | None = None
+    ) -> Result:
+        """Submit and wait for the commit. The caller's deadline bounds the wait."""
+        future = self.submit(work, persons=persons, deadline=deadline)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            raise Unavailable(
+                "the commit did not finish within the deadline; its outcome is unknown: retry with the same request_id"
+            ) from None
+
+    # --- the writer thread ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Job] = [first]  # type: ignore[list-item]
+            stop_after = False
+            while len(batch) < self._max_jobs:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop_after = True
+                    break
+                batch.append(more)  # type: ignore[arg-type]
+            self._commit(self._still_wanted(batch))
+            if stop_after:
+                return
+
+    @staticmethod
+    def _still_wanted(batch: list[_Job]) -> list[_Job]:
+        """No commit starts after its deadline: such jobs are refused, nothing of them written."""
+        now = time.monotonic()
+        wanted = []
+        for job in batch:
+            if job.deadline is not None and now >= job.deadline:
+                job.future.set_exception(
+                    DeadlineTooShort("the deadline passed before the commit could start; nothing was written")
+                )
+            elif job.future.set_running_or_notify_cancel():
+                wanted.append(job)
+        return wanted
+
+    def _commit(self, batch: list[_Job]) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        try:
+            with self._engines.writer.begin() as connection:
+                repo = Repository(connection)
+                repo.lock_for_writing(p for job in batch for p in job.persons)
+                for job in batch:
+                    try:
+                        outcomes.append((job, True, job.work(repo)))
+                    except SettlementError as refusal:
+                        outcomes.append((job, False, refusal))
+                repo.flush()
+        except (DBAPIError, InvariantViolated) as error:
+            if len(batch) > 1:
+                log.warning(
+                    "a batch of %d failed (%s); committing its jobs one by one", len(batch), type(error).__name__
+                )
+                for job in batch:
+                    self._commit_alone(job)
+                return
+            self._fail(batch[0], error)
+            return
+        except Exception as error:  # a bug in a handler: fail the batch's callers, keep the writer alive
+            log.exception("a write batch failed unexpectedly")
+            for job in batch:
+                self._fail(job, error)
+            return
+        if self._on_commit is not None:
+            self._on_commit(len(batch), time.perf_counter() - started)
+        for job, ok, value in outcomes:
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    def _commit_alone(self, job: _Job) -> None:
+        retry = _Job(job.work, job.persons, job.deadline, job.future)
+        self._commit([retry])
+
+    @staticmethod
+    def _fail(job: _Job, error: Exception) -> None:
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            job.future.set_exception(Unavailable("the database connection was lost; retry with the same request_id"))
+        elif isinstance(error, DBAPIError) and isinstance(error, OperationalError):
+            job.future.set_exception(Unavailable("the database is unavailable; retry with the same request_id"))
+        else:
+            job.future.set_exception(error)
