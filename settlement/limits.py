@@ -39,3 +39,17 @@ UNPREDICTABLE_NUMBER_BYTES = 8
 
 # Hospital-side identifiers carried through to receipts and reconciliation.
 MAX_HOSPITAL_LINE_ID_CHARS = 64
+
+# ---- Server: the gRPC listener and the process around it -------------------------------------------
+# Defaults of the [limits] keys of the server config (settlement/server/config.py), which may override them.
+MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024  # the largest legal request (500 lines) is ~100 KB; 5 MB is refused
+MAX_SEND_MESSAGE_BYTES = 16 * 1024 * 1024  # a FULL ListSettlements page; larger needs a smaller page_size
+MAX_CONCURRENT_RPCS = 256  # calls admitted at once, running or waiting for a worker; beyond: RESOURCE_EXHAUSTED
+SERVER_WORKER_THREADS = 8  # RPC worker threads; measured best for one sync process on 2 cores
+KEEPALIVE_TIME_MS = 60_000  # the server pings an idle connection this often to find dead terminals
+KEEPALIVE_TIMEOUT_MS = 20_000  # and drops the connection when the ping is not answered within this
+MIN_CLIENT_PING_INTERVAL_MS = 10_000  # clients pinging more often than this earn a strike
+MAX_PING_STRIKES = 2  # strikes before the server sends GOAWAY (ENHANCE_YOUR_CALM)
+DRAIN_NOTICE_SECONDS = 2.0  # after SIGTERM: health says NOT_SERVING while calls are still accepted
+DRAIN_GRACE_SECONDS = 30.0  # then: in-flight calls get this long to finish before they are cancelled
+HEALTH_POLL_INTERVAL_MS = 1_000  # how often readiness (database reachable and migrated) is re-checked
