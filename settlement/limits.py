@@ -31,6 +31,7 @@ MAX_COMMIT_QUEUE_DEPTH = 4096  # settles waiting for a commit before callers are
 GROUP_COMMIT_WAIT_MS = 2  # how long the writer lingers for company when only one settle is waiting
 MAX_SERIALIZATION_RETRIES = 5
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_POOL_CONNECTIONS = 8  # per engine; beyond it, checkouts overflow up to the same number again
 MAX_IMPORT_ROWS = 1_000_000
 
 # Quotes and card proofs.

@@ -67,11 +67,14 @@ def check_card_proof(
 def _verifies(
     proof: CardProof, quote: Mapping[str, Any], caller: Caller, total_fen: int, key_source: IssuerKeySource
 ) -> bool:
-    request = GenerateAcRequest(
-        amount_fen=total_fen,
-        # The card signs the CST day of the quote (the terminal shows it with the quote).
-        transaction_date=business_date(int(quote["issued_at_us"])),
-        unpredictable_number=bytes.fromhex(str(quote["unpredictable_number"])),
-        terminal_id=caller.terminal_id,
-    )
+    try:
+        request = GenerateAcRequest(
+            amount_fen=total_fen,
+            # The card signs the CST day of the quote (the terminal shows it with the quote).
+            transaction_date=business_date(int(quote["issued_at_us"])),
+            unpredictable_number=bytes.fromhex(str(quote["unpredictable_number"])),
+            terminal_id=caller.terminal_id,
+        )
+    except ValueError:  # e.g. a terminal id longer than a card can sign (16 bytes): nothing can verify
+        return False
     return verify_cryptogram(key_source, proof.card_number, request, proof.transaction_counter, proof.cryptogram)

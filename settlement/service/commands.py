@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from settlement import limits
 from settlement.domain import InsuredType, Quantity, UnitPrice, VisitType
@@ -122,14 +122,19 @@ class QuoteCommand:
 
 def hash_request(operation: str, *parts: object) -> str:
     """A stable hash of what the request asks for; the request id itself is not part of it."""
-    canonical = json.dumps([operation, *(_plain(p) for p in parts)], sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps([operation, *parts], separators=(",", ":"), default=_canonical)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _plain(value: object) -> object:
+def _canonical(value: object) -> object:
+    """JSON for what ``json`` cannot encode itself: dataclasses as their field values, in field order."""
     if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)  # type: ignore[call-overload]
-    return value
+        return [getattr(value, name) for name in value.__dataclass_fields__]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot hash a {type(value).__name__} into a request")
 
 
 # --- validation of raw input -----------------------------------------------------------------------

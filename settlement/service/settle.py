@@ -37,7 +37,7 @@ from settlement.service.context import ServiceContext
 from settlement.service.entries import CLEARING_TYPES, line_rows, split_columns, write_entry
 from settlement.service.policy_book import AppliedPolicy, priced_lines
 from settlement.service.replies import earlier_outcome, load_view, record_refusal
-from settlement.service.views import QuoteView, SettlementView, quoted_split
+from settlement.service.views import QuoteView, SettlementView, quoted_split, settlement_view
 from settlement.storage.repository import Repository
 
 # Refusals that depend on stored state: recorded with the request so a retry repeats them. Invalid
@@ -182,7 +182,8 @@ def settle(repo: Repository, context: ServiceContext, command: SettleCommand) ->
         card_present=command.card_proof is not None,
         now_us=now_us,
     )
-    write_entry(repo, row, line_rows(settlement_id, visit.lines, visit.result), visit.result.after)
+    lines = line_rows(settlement_id, visit.lines, visit.result)
+    write_entry(repo, row, lines, visit.result.after)
     if command.card_proof is not None:
         repo.spend_quote(command.card_proof.quote_id, settlement_id)
         repo.set_card_counter(command.card_proof.card_number, command.card_proof.transaction_counter)
@@ -211,7 +212,8 @@ def settle(repo: Repository, context: ServiceContext, command: SettleCommand) ->
             "cash_fen": visit.result.cash_fen,
         },
     )
-    return load_view(repo, settlement_id, as_written=True)
+    # Built from the rows just written, exactly as a retry rebuilds it from the stored rows.
+    return settlement_view(row, lines, hospital_name=str(visit.hospital["name"]), reversed_by_id=None)
 
 
 def _checked(repo: Repository, context: ServiceContext, command: SettleCommand, now_us: int) -> tuple[Visit, str]:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 from settlement import limits
 
@@ -60,8 +59,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         Path(url.removeprefix("sqlite+pysqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        # NullPool: each checkout opens its own sqlite3 connection, so threads never share one.
-        poolclass=NullPool,
+        # A pool of sqlite3 connections: a checkout is exclusive to one thread until it is returned.
+        pool_size=limits.SQLITE_POOL_CONNECTIONS,
+        max_overflow=limits.SQLITE_POOL_CONNECTIONS,
         connect_args={"check_same_thread": False, "timeout": limits.SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 

@@ -12,13 +12,41 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
 from settlement.storage import tables as t
 
 Row = dict[str, Any]
+
+# The settle path's statements, built once: building a statement costs more than running it on SQLite.
+_a, _y = t.accounts, t.accumulators
+_PERSON = select(t.persons).where(t.persons.c.person_number == bindparam("person"))
+_CARD = select(t.cards).where(t.cards.c.card_number == bindparam("card"))
+_HOSPITAL = select(t.hospitals).where(t.hospitals.c.hospital_id == bindparam("hospital"))
+_TERMINAL = select(t.terminals).where(t.terminals.c.terminal_id == bindparam("terminal"))
+_ACCOUNT_STATE = (
+    select(_a.c.current_year_fen, _a.c.historical_fen, _y.c.deductible_fen, _y.c.fund_fen, _y.c.self_segment_fen)
+    .select_from(_a.outerjoin(_y, and_(_y.c.person_number == _a.c.person_number, _y.c.year == bindparam("year"))))
+    .where(_a.c.person_number == bindparam("person"))
+)
+_DAY_CLOSED = select(t.closed_days.c.hospital_id).where(
+    and_(t.closed_days.c.hospital_id == bindparam("hospital"), t.closed_days.c.business_date == bindparam("day"))
+)
+_REQUEST = select(t.requests).where(
+    and_(t.requests.c.hospital_id == bindparam("hospital"), t.requests.c.request_id == bindparam("request"))
+)
+_SET_BALANCES = (
+    update(_a)
+    .where(_a.c.person_number == bindparam("person"))
+    .values(current_year_fen=bindparam("current"), historical_fen=bindparam("historical"))
+)
+_SET_ACCUMULATORS = (
+    update(_y)
+    .where(and_(_y.c.person_number == bindparam("person"), _y.c.year == bindparam("accumulator_year")))
+    .values(deductible_fen=bindparam("deductible"), fund_fen=bindparam("fund"), self_segment_fen=bindparam("segment"))
+)
 _AUDIT_LOCK_KEY = 7_204_202_611  # pg_advisory_xact_lock key: one ledger writer at a time across processes
 
 
@@ -30,6 +58,17 @@ class Repository:
         self._ledger_deltas: dict[str, int] = {}
         self._audit_rows: list[Row] = []
         self._audit_head: tuple[int, str] | None = None
+        # Append-only rows are written once per transaction as multi-row inserts (group commit makes a
+        # transaction hold many settles). Reads of those tables flush them first; requests are also
+        # indexed here so a duplicate inside the same batch is found without a flush.
+        self._pending: dict[str, list[Row]] = {
+            "settlements": [],
+            "settlement_lines": [],
+            "postings": [],
+            "requests": [],
+        }
+        self._pending_requests: dict[tuple[str, str], Row] = {}
+        self._reference: dict[tuple[str, str], Row | None] = {}
 
     # --- locking -------------------------------------------------------------------------------
 
@@ -53,41 +92,39 @@ class Repository:
     # --- reference data ------------------------------------------------------------------------
 
     def hospital(self, hospital_id: str) -> Row | None:
-        return self._one(select(t.hospitals).where(t.hospitals.c.hospital_id == hospital_id))
+        """Read once per transaction: a batch of settles at one hospital asks many times."""
+        key = ("hospital", hospital_id)
+        if key not in self._reference:
+            self._reference[key] = self._one(_HOSPITAL, hospital=hospital_id)
+        return self._reference[key]
 
     def terminal(self, terminal_id: str) -> Row | None:
-        return self._one(select(t.terminals).where(t.terminals.c.terminal_id == terminal_id))
+        key = ("terminal", terminal_id)
+        if key not in self._reference:
+            self._reference[key] = self._one(_TERMINAL, terminal=terminal_id)
+        return self._reference[key]
 
     def person(self, person_number: str) -> Row | None:
-        return self._one(select(t.persons).where(t.persons.c.person_number == person_number))
+        return self._one(_PERSON, person=person_number)
 
     def card(self, card_number: str) -> Row | None:
-        return self._one(select(t.cards).where(t.cards.c.card_number == card_number))
+        return self._one(_CARD, card=card_number)
 
     def account_state(self, person_number: str, year: int) -> AccountState | None:
-        balances = self._one(select(t.accounts).where(t.accounts.c.person_number == person_number))
-        if balances is None:
+        """Balances and the year's accumulators in one query (no accumulator row yet: zeros)."""
+        row = self._one(_ACCOUNT_STATE, person=person_number, year=year)
+        if row is None:
             return None
-        ytd = self._one(
-            select(t.accumulators).where(
-                and_(t.accumulators.c.person_number == person_number, t.accumulators.c.year == year)
-            )
-        )
         return AccountState(
-            current_year_fen=balances["current_year_fen"],
-            historical_fen=balances["historical_fen"],
-            ytd_deductible_fen=ytd["deductible_fen"] if ytd else 0,
-            ytd_fund_fen=ytd["fund_fen"] if ytd else 0,
-            ytd_self_segment_fen=ytd["self_segment_fen"] if ytd else 0,
+            current_year_fen=row["current_year_fen"],
+            historical_fen=row["historical_fen"],
+            ytd_deductible_fen=row["deductible_fen"] or 0,
+            ytd_fund_fen=row["fund_fen"] or 0,
+            ytd_self_segment_fen=row["self_segment_fen"] or 0,
         )
 
     def day_closed(self, hospital_id: str, business_date: dt.date) -> bool:
-        found = self._one(
-            select(t.closed_days.c.hospital_id).where(
-                and_(t.closed_days.c.hospital_id == hospital_id, t.closed_days.c.business_date == business_date)
-            )
-        )
-        return found is not None
+        return self._one(_DAY_CLOSED, hospital=hospital_id, day=business_date) is not None
 
     def insert_hospital(
         self, *, hospital_id: str, name: str, level: int, region: str, card_proof_required: bool
@@ -171,11 +208,10 @@ class Repository:
     # --- idempotency ---------------------------------------------------------------------------
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
-        return self._one(
-            select(t.requests).where(
-                and_(t.requests.c.hospital_id == hospital_id, t.requests.c.request_id == request_id)
-            )
-        )
+        pending = self._pending_requests.get((hospital_id, request_id))
+        if pending is not None:
+            return pending
+        return self._one(_REQUEST, hospital=hospital_id, request=request_id)
 
     def record_request(
         self,
@@ -188,18 +224,17 @@ class Repository:
         refusal: Mapping[str, object] | None,
         now_us: int,
     ) -> None:
-        self.connection.execute(
-            insert(t.requests),
-            {
-                "hospital_id": hospital_id,
-                "request_id": request_id,
-                "request_hash": request_hash,
-                "operation": operation,
-                "settlement_id": settlement_id,
-                "refusal": json.dumps(refusal, ensure_ascii=False, sort_keys=True) if refusal else None,
-                "created_at_us": now_us,
-            },
-        )
+        row = {
+            "hospital_id": hospital_id,
+            "request_id": request_id,
+            "request_hash": request_hash,
+            "operation": operation,
+            "settlement_id": settlement_id,
+            "refusal": json.dumps(refusal, ensure_ascii=False, sort_keys=True) if refusal else None,
+            "created_at_us": now_us,
+        }
+        self._pending["requests"].append(row)
+        self._pending_requests[(hospital_id, request_id)] = row
 
     # --- quotes --------------------------------------------------------------------------------
 
@@ -217,9 +252,11 @@ class Repository:
     # --- settlements ---------------------------------------------------------------------------
 
     def settlement(self, settlement_id: str) -> Row | None:
+        self._write_pending()
         return self._one(select(t.settlements).where(t.settlements.c.settlement_id == settlement_id))
 
     def settlement_lines(self, settlement_id: str) -> list[Row]:
+        self._write_pending()
         rows = self.connection.execute(
             select(t.settlement_lines)
             .where(t.settlement_lines.c.settlement_id == settlement_id)
@@ -228,13 +265,13 @@ class Repository:
         return [dict(row._mapping) for row in rows]
 
     def cancellation_of(self, settlement_id: str) -> str | None:
+        self._write_pending()
         found = self._one(select(t.settlements.c.settlement_id).where(t.settlements.c.reverses_id == settlement_id))
         return None if found is None else str(found["settlement_id"])
 
     def insert_settlement(self, row: Row, lines: Sequence[Row]) -> None:
-        self.connection.execute(insert(t.settlements), row)
-        if lines:
-            self.connection.execute(insert(t.settlement_lines), list(lines))
+        self._pending["settlements"].append(row)
+        self._pending["settlement_lines"].extend(lines)
 
     def list_settlements(
         self,
@@ -246,6 +283,7 @@ class Repository:
         after_id: str,
         limit: int,
     ) -> list[Row]:
+        self._write_pending()
         conditions = [
             t.settlements.c.business_date >= first_day,
             t.settlements.c.business_date <= last_day,
@@ -268,40 +306,45 @@ class Repository:
 
     def write_account_state(self, person_number: str, year: int, state: AccountState) -> None:
         self.connection.execute(
-            update(t.accounts)
-            .where(t.accounts.c.person_number == person_number)
-            .values(current_year_fen=state.current_year_fen, historical_fen=state.historical_fen)
+            _SET_BALANCES,
+            {"person": person_number, "current": state.current_year_fen, "historical": state.historical_fen},
         )
-        values = {
-            "deductible_fen": state.ytd_deductible_fen,
-            "fund_fen": state.ytd_fund_fen,
-            "self_segment_fen": state.ytd_self_segment_fen,
-        }
         changed = self.connection.execute(
-            update(t.accumulators)
-            .where(and_(t.accumulators.c.person_number == person_number, t.accumulators.c.year == year))
-            .values(**values)
+            _SET_ACCUMULATORS,
+            {
+                "person": person_number,
+                "accumulator_year": year,
+                "deductible": state.ytd_deductible_fen,
+                "fund": state.ytd_fund_fen,
+                "segment": state.ytd_self_segment_fen,
+            },
         )
         if changed.rowcount == 0:
-            self.connection.execute(insert(t.accumulators), {"person_number": person_number, "year": year, **values})
+            self.connection.execute(
+                insert(t.accumulators),
+                {
+                    "person_number": person_number,
+                    "year": year,
+                    "deductible_fen": state.ytd_deductible_fen,
+                    "fund_fen": state.ytd_fund_fen,
+                    "self_segment_fen": state.ytd_self_segment_fen,
+                },
+            )
 
     def post(self, entry_id: str, business_date: dt.date, postings: Sequence[Posting]) -> None:
         """Append postings; non-person account balances are buffered and written once per transaction."""
         if not postings:
             return
-        self.connection.execute(
-            insert(t.postings),
-            [
-                {
-                    "settlement_id": entry_id,
-                    "sequence": n,
-                    "source": p.source,
-                    "destination": p.destination,
-                    "amount_fen": p.amount_fen,
-                    "business_date": business_date,
-                }
-                for n, p in enumerate(postings)
-            ],
+        self._pending["postings"].extend(
+            {
+                "settlement_id": entry_id,
+                "sequence": n,
+                "source": p.source,
+                "destination": p.destination,
+                "amount_fen": p.amount_fen,
+                "business_date": business_date,
+            }
+            for n, p in enumerate(postings)
         )
         for posting in postings:
             for name, change in ((posting.source, -posting.amount_fen), (posting.destination, posting.amount_fen)):
@@ -338,8 +381,17 @@ class Repository:
 
     # --- flush ---------------------------------------------------------------------------------
 
+    def _write_pending(self) -> None:
+        for name in ("settlements", "settlement_lines", "postings", "requests"):  # parents before children
+            rows = self._pending[name]
+            if rows:
+                self.connection.execute(insert(t.metadata.tables[name]), rows)
+                self._pending[name] = []
+        self._pending_requests.clear()
+
     def flush(self) -> None:
-        """Write the buffered ledger-account deltas and audit rows. Call before commit."""
+        """Write everything buffered: entries, postings, requests, ledger deltas, audit rows. Call before commit."""
+        self._write_pending()
         if self._ledger_deltas:
             names = sorted(self._ledger_deltas)
             existing = {
@@ -368,14 +420,17 @@ class Repository:
             self._audit_rows = []
 
     def discard_buffers(self) -> None:
+        for rows in self._pending.values():
+            rows.clear()
+        self._pending_requests.clear()
         self._ledger_deltas.clear()
         self._audit_rows = []
         self._audit_head = None
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _one(self, statement: Any) -> Row | None:
-        row = self.connection.execute(statement).first()
+    def _one(self, statement: Any, **parameters: Any) -> Row | None:
+        row = self.connection.execute(statement, parameters).first()
         return None if row is None else dict(row._mapping)
 
 
