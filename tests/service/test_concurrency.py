@@ -9,19 +9,20 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from service_world import DESK, EMPLOYEE, TODAY, charge, open_app, seed, settle_command
+from service_world import DESK, EMPLOYEE, TODAY, charge, item_codes, open_app, seed, settle_command
 from sqlalchemy import func, select
 
+from settlement.domain import Category
 from settlement.domain.ledger import FUNDING, Posting, person_current
 from settlement.service.app import SettlementApp
-from settlement.service.commands import QuoteCommand, SettleCommand
+from settlement.service.commands import SettleCommand
 from settlement.storage import tables as t
 from settlement.storage.engine import Engines
 from settlement.storage.repository import Repository
 
 TERMINALS = 16
-# CI runs a short version; SETTLEMENT_CONTENTION_ROUNDS=1000 runs the full acceptance figure.
-ROUNDS = int(os.environ.get("SETTLEMENT_CONTENTION_ROUNDS", "20"))
+# 200 rounds, as the issue asks; SETTLEMENT_CONTENTION_ROUNDS=1000 for the longer run in reliability.md.
+ROUNDS = int(os.environ.get("SETTLEMENT_CONTENTION_ROUNDS", "200"))
 
 
 @pytest.fixture
@@ -54,32 +55,45 @@ def set_current_balance(engines: Engines, person_number: str, amount_fen: int) -
         repo.flush()
 
 
-def all_at_once(calls: list[Callable[[], object]]) -> list[object]:
+def all_at_once(calls: list[Callable[[], object]], pool: ThreadPoolExecutor | None = None) -> list[object]:
     barrier = threading.Barrier(len(calls))
 
     def run(call: Callable[[], object]) -> object:
         barrier.wait()
         return call()
 
-    with ThreadPoolExecutor(len(calls)) as pool:
+    if pool is not None:
         return list(pool.map(run, calls))
+    with ThreadPoolExecutor(len(calls)) as own_pool:
+        return list(own_pool.map(run, calls))
 
 
-def test_sixteen_terminals_on_an_account_that_covers_one_debit_it_exactly_once_per_round(
+def test_sixteen_terminals_on_an_account_short_of_their_shares_never_overdraw_it(
     app: SettlementApp, engines: Engines
 ) -> None:
-    for _ in range(ROUNDS):
-        # Fund exactly what the next visit takes from the account (the deductible moves every round).
-        set_current_balance(engines, EMPLOYEE.number, 10_000_000)
-        cost = app.quote(QuoteCommand(DESK, charge())).split.account_paid_fen
-        assert cost > 0
-        set_current_balance(engines, EMPLOYEE.number, cost)
-        commands = [settle_command() for _ in range(TERMINALS)]
-        replies = all_at_once([lambda c=c: app.settle(c) for c in commands])
-        debits = [r.split.account_paid_fen for r in replies]  # type: ignore[attr-defined]
-        assert sorted(debits) == [0] * (TERMINALS - 1) + [cost]
-        account = app.get_account(DESK, EMPLOYEE.number)
-        assert (account.current_year_fen, account.historical_fen) == (0, 0)
+    # Class C lines only: the account's share is the whole charge whatever the deductible, so every
+    # round asks the same; the account holds two and a half shares.
+    request = charge(lines=((item_codes(EMPLOYEE.region, Category.C)[0], "1", "88.00"),))
+    share = 8800
+    held = share * 5 // 2
+    with ThreadPoolExecutor(TERMINALS) as pool:
+        for _ in range(ROUNDS):
+            set_current_balance(engines, EMPLOYEE.number, held)
+            replies = all_at_once([lambda: app.settle(settle_command(request=request)) for _ in range(TERMINALS)], pool)
+            splits = [r.split for r in replies]  # type: ignore[attr-defined]
+            assert sorted(s.account_paid_fen for s in splits) == [0] * (TERMINALS - 3) + [
+                held - 2 * share,
+                share,
+                share,
+            ]
+            assert all(s.account_paid_fen + s.cash_fen == s.total_fen for s in splits)
+            # Some serial order explains every reply: each balance after is the previous one less its debit.
+            balance = held
+            for s in sorted(splits, key=lambda s: -s.balance_after_fen - s.account_paid_fen):
+                assert s.balance_after_fen == balance - s.account_paid_fen
+                balance = s.balance_after_fen
+            account = app.get_account(DESK, EMPLOYEE.number)
+            assert (account.current_year_fen, account.historical_fen) == (0, 0)
 
 
 def test_fifty_identical_concurrent_calls_settle_once_and_all_get_the_same_reply(
