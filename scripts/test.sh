@@ -10,6 +10,7 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432
     [ -n "$version" ] && pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
 fi
 
+echo "== buf lint"; tools/node_modules/.bin/buf lint
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -1,0 +1,179 @@
+"""The SettlementService RPCs: identify the caller, parse the request, call the service, build the reply.
+
+Owns: the order of those steps for each method and the mapping of a call's deadline onto the service's.
+Must never catch a refusal: handlers raise ``SettlementError``s and the status interceptor turns each
+into its canonical status with one ``ErrorInfo``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from settlement.api.gen.clinic.settlement.v1 import (
+    settlement_service_pb2 as pb,
+)
+from settlement.api.gen.clinic.settlement.v1 import (
+    settlement_service_pb2_grpc as pb_grpc,
+)
+from settlement.errors import InvalidField
+from settlement.server import messages
+from settlement.server.identity import check_hospital, identify
+from settlement.service import commands
+from settlement.service.app import SettlementApp
+from settlement.service.commands import Caller, CancelCommand, QuoteCommand, RefundCommand, SettleCommand
+from settlement.service.daily_ledger import read_daily_ledger
+
+NO_DEADLINE_SECONDS = 86_400.0
+
+
+class SettlementServicer(pb_grpc.SettlementServiceServicer):
+    def __init__(self, app: SettlementApp, *, dev_mode: bool) -> None:
+        self.app = app
+        self.dev_mode = dev_mode
+
+    def _caller(self, context: grpc.ServicerContext, hospital_id: str) -> Caller:
+        caller = identify(context, dev_mode=self.dev_mode)
+        check_hospital(caller, hospital_id)
+        return caller
+
+    def Quote(self, request: pb.QuoteRequest, context: grpc.ServicerContext) -> pb.QuoteResponse:
+        caller = self._caller(context, request.hospital_id)
+        charge = messages.charge_request(
+            person_number=request.person_number,
+            card_number=request.card_number,
+            insured_type=request.insured_type,
+            visit_type=request.visit_type,
+            visit_date=request.visit_date,
+            use_account=request.use_account,
+            lines=request.lines,
+        )
+        quoted = self.app.quote(QuoteCommand(caller, charge), deadline=_deadline(context))
+        return pb.QuoteResponse(
+            quote_id=quoted.quote_id,
+            unpredictable_number=quoted.unpredictable_number,
+            expire_time=messages.timestamp(quoted.expires_at_us),
+            split=messages.split_message(quoted.split),
+        )
+
+    def Settle(self, request: pb.SettleRequest, context: grpc.ServicerContext) -> pb.SettleResponse:
+        caller = self._caller(context, request.hospital_id)
+        command = SettleCommand(
+            caller=caller,
+            request_id=commands.request_id(request.request_id),
+            charge=messages.charge_request(
+                person_number=request.person_number,
+                card_number=request.card_number,
+                insured_type=request.insured_type,
+                visit_type=request.visit_type,
+                visit_date=request.visit_date,
+                use_account=request.use_account,
+                lines=request.lines,
+            ),
+            card_proof=messages.card_proof(request.card_proof) if request.HasField("card_proof") else None,
+        )
+        settled = self.app.settle(command, deadline=_deadline(context))
+        return pb.SettleResponse(settlement=messages.settlement_message(settled))
+
+    def CancelSettlement(
+        self, request: pb.CancelSettlementRequest, context: grpc.ServicerContext
+    ) -> pb.CancelSettlementResponse:
+        caller = self._caller(context, request.hospital_id)
+        target = request.WhichOneof("target")
+        if target is None:
+            raise InvalidField("set settlement_id or original_request_id", field="target")
+        command = CancelCommand(
+            caller=caller,
+            request_id=commands.request_id(request.request_id),
+            settlement_id=commands.identifier(request.settlement_id, field="settlement_id")
+            if target == "settlement_id"
+            else "",
+            original_request_id=commands.request_id(request.original_request_id, field="original_request_id")
+            if target == "original_request_id"
+            else "",
+        )
+        result = self.app.cancel(command, deadline=_deadline(context))
+        return pb.CancelSettlementResponse(
+            cancellation=messages.settlement_message(result.cancellation),
+            cancelled=messages.settlement_message(result.cancelled),
+        )
+
+    def RefundLines(self, request: pb.RefundLinesRequest, context: grpc.ServicerContext) -> pb.RefundLinesResponse:
+        caller = self._caller(context, request.hospital_id)
+        command = RefundCommand(
+            caller=caller,
+            request_id=commands.request_id(request.request_id),
+            settlement_id=commands.identifier(request.settlement_id, field="settlement_id"),
+            hospital_line_ids=tuple(request.hospital_line_ids),
+        )
+        result = self.app.refund(command, deadline=_deadline(context))
+        reply = pb.RefundLinesResponse(
+            cancellation=messages.settlement_message(result.cancellation),
+            cancelled=messages.settlement_message(result.cancelled),
+        )
+        if result.replacement is not None:
+            reply.replacement.CopyFrom(messages.settlement_message(result.replacement))
+        return reply
+
+    def GetSettlement(
+        self, request: pb.GetSettlementRequest, context: grpc.ServicerContext
+    ) -> pb.GetSettlementResponse:
+        caller = self._caller(context, request.hospital_id)
+        key = request.WhichOneof("key")
+        if key is None:
+            raise InvalidField("set settlement_id or request_id", field="key")
+        if key == "settlement_id":
+            view = self.app.get_settlement(
+                caller, settlement_id=commands.identifier(request.settlement_id, field="settlement_id")
+            )
+        else:
+            view = self.app.get_settlement(caller, request_id=commands.request_id(request.request_id))
+        return pb.GetSettlementResponse(settlement=messages.settlement_message(view))
+
+    def ListSettlements(
+        self, request: pb.ListSettlementsRequest, context: grpc.ServicerContext
+    ) -> pb.ListSettlementsResponse:
+        caller = self._caller(context, request.hospital_id)
+        page = self.app.list_settlements(
+            caller,
+            first_day=messages.iso_date(request.start_date, field="start_date"),
+            last_day=messages.iso_date(request.end_date, field="end_date"),
+            person_number=commands.identifier(request.person_number, field="person_number")
+            if request.person_number
+            else "",
+            page_size=request.page_size,
+            page_token=request.page_token,
+            with_lines=request.view == pb.SETTLEMENT_VIEW_FULL,
+        )
+        return pb.ListSettlementsResponse(
+            settlements=[messages.settlement_message(view) for view in page.settlements],
+            next_page_token=page.next_page_token,
+        )
+
+    def GetAccount(self, request: pb.GetAccountRequest, context: grpc.ServicerContext) -> pb.GetAccountResponse:
+        caller = self._caller(context, request.hospital_id)
+        account = self.app.get_account(
+            caller,
+            commands.identifier(request.person_number, field="person_number"),
+            card_number=commands.identifier(request.card_number, field="card_number") if request.card_number else "",
+        )
+        return pb.GetAccountResponse(account=messages.account_message(account))
+
+    def GetDailyLedger(
+        self, request: pb.GetDailyLedgerRequest, context: grpc.ServicerContext
+    ) -> pb.GetDailyLedgerResponse:
+        caller = self._caller(context, request.hospital_id)
+        day = messages.iso_date(request.date, field="date")
+        with self.app.engines.reader.connect() as connection:
+            view = read_daily_ledger(connection, caller.hospital_id, day)
+        return pb.GetDailyLedgerResponse(ledger=messages.daily_ledger_message(view))
+
+
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline on the monotonic clock; None when the client set none."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > NO_DEADLINE_SECONDS:  # gRPC reports "none" as a huge number
+        return None
+    return time.monotonic() + remaining
+
