@@ -1,11 +1,12 @@
-"""Command line: run one hospital's adapter, or process a charge folder once.
+"""Command line for offline demos: run one hospital's adapter against the in-memory fake engine.
 
     python -m hospital_adapters --config hospital.toml --fake-person P001=10000   # demo, fake engine
     python -m hospital_adapters --config clinic.toml --once --fake-person P001=10000
 
-Owns: argument parsing and the run loop only. The real engine port (the gRPC client) is passed in by
-the service's own entry point through ``main(argv, engine=...)``; until then ``--fake-person`` runs
-against ``FakeEngine`` for demos. Must never settle real money through the fake.
+Owns: argument parsing and the run loop of the demo only. Against the real engine, run
+``settlement adapter`` (``settlement/commands/adapter.py``: mTLS or dev mode, the gRPC engine port);
+``main(argv, engine=...)`` still accepts any ``EnginePort`` for tests. Must never settle real money
+through the fake.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None, *, engine: EnginePort | None = None) -> 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if engine is None:
         if not args.fake_person:
-            parser.error("no engine: pass --fake-person for a demo (the service wires the real engine)")
+            parser.error("no engine: pass --fake-person for a demo; run `settlement adapter` for the real engine")
         engine = FakeEngine(dict(args.fake_person))
     adapter = build_adapter(load_config(args.config), engine)
     if args.once:
