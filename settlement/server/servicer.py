@@ -22,7 +22,14 @@ from settlement.server import messages
 from settlement.server.identity import check_hospital, identify
 from settlement.service import commands
 from settlement.service.app import SettlementApp
-from settlement.service.commands import Caller, CancelCommand, QuoteCommand, RefundCommand, SettleCommand
+from settlement.service.commands import (
+    Caller,
+    CancelCommand,
+    ChargeRequest,
+    QuoteCommand,
+    RefundCommand,
+    SettleCommand,
+)
 from settlement.service.daily_ledger import read_daily_ledger
 
 NO_DEADLINE_SECONDS = 86_400.0
@@ -40,16 +47,7 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
 
     def Quote(self, request: pb.QuoteRequest, context: grpc.ServicerContext) -> pb.QuoteResponse:
         caller = self._caller(context, request.hospital_id)
-        charge = messages.charge_request(
-            person_number=request.person_number,
-            card_number=request.card_number,
-            insured_type=request.insured_type,
-            visit_type=request.visit_type,
-            visit_date=request.visit_date,
-            use_account=request.use_account,
-            lines=request.lines,
-        )
-        quoted = self.app.quote(QuoteCommand(caller, charge), deadline=_deadline(context))
+        quoted = self.app.quote(QuoteCommand(caller, _charge(request)), deadline=_deadline(context))
         return pb.QuoteResponse(
             quote_id=quoted.quote_id,
             unpredictable_number=quoted.unpredictable_number,
@@ -62,15 +60,7 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         command = SettleCommand(
             caller=caller,
             request_id=commands.request_id(request.request_id),
-            charge=messages.charge_request(
-                person_number=request.person_number,
-                card_number=request.card_number,
-                insured_type=request.insured_type,
-                visit_type=request.visit_type,
-                visit_date=request.visit_date,
-                use_account=request.use_account,
-                lines=request.lines,
-            ),
+            charge=_charge(request),
             card_proof=messages.card_proof(request.card_proof) if request.HasField("card_proof") else None,
         )
         settled = self.app.settle(command, deadline=_deadline(context))
@@ -170,10 +160,22 @@ class SettlementServicer(pb_grpc.SettlementServiceServicer):
         return pb.GetDailyLedgerResponse(ledger=messages.daily_ledger_message(view))
 
 
+def _charge(request: pb.QuoteRequest | pb.SettleRequest) -> ChargeRequest:
+    """The visit part that QuoteRequest and SettleRequest share, field for field."""
+    return messages.charge_request(
+        person_number=request.person_number,
+        card_number=request.card_number,
+        insured_type=request.insured_type,
+        visit_type=request.visit_type,
+        visit_date=request.visit_date,
+        use_account=request.use_account,
+        lines=request.lines,
+    )
+
+
 def _deadline(context: grpc.ServicerContext) -> float | None:
     """The call's deadline on the monotonic clock; None when the client set none."""
     remaining = context.time_remaining()
     if remaining is None or remaining > NO_DEADLINE_SECONDS:  # gRPC reports "none" as a huge number
         return None
     return time.monotonic() + remaining
-

@@ -14,29 +14,14 @@ from typing import Any
 from settlement.domain import AccountState, ChargeLine, SplitResult, effect_of
 from settlement.domain.ledger import Posting, SettlementMoney, settlement_postings
 from settlement.domain.policy import VisitType
+from settlement.service.views import SPLIT_AMOUNT_FIELDS
 from settlement.storage.repository import Repository
 
 # National clearing categories (clr_type) by visit type, the key finance totals use (3201).
 CLEARING_TYPES = {VisitType.OUTPATIENT: "11", VisitType.EMERGENCY: "13", VisitType.CHRONIC: "14"}
 
-SPLIT_AMOUNT_COLUMNS = (
-    "total_fen",
-    "fully_self_paid_fen",
-    "over_ceiling_fen",
-    "pre_self_paid_fen",
-    "in_scope_fen",
-    "deductible_paid_fen",
-    "fund_paid_fen",
-    "personal_part_fen",
-    "account_paid_fen",
-    "current_year_paid_fen",
-    "historical_paid_fen",
-    "self_segment_fen",
-    "cash_fen",
-    "deductible_delta_fen",
-    "fund_delta_fen",
-    "self_segment_delta_fen",
-)
+# What a cancellation negates: the split's amounts and what the settlement did to the accumulators.
+SPLIT_AMOUNT_COLUMNS = (*SPLIT_AMOUNT_FIELDS, "deductible_delta_fen", "fund_delta_fen", "self_segment_delta_fen")
 LINE_PART_COLUMNS = ("amount_fen", "fully_self_paid_fen", "over_ceiling_fen", "pre_self_paid_fen", "in_scope_fen")
 
 

@@ -9,15 +9,26 @@ its audit row.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from settlement.errors import RequestIdReused, SettlementError, SettlementNotFound
+from settlement.errors import (
+    NotFound,
+    PermissionDenied,
+    RefusedByState,
+    RequestIdReused,
+    SettlementError,
+    SettlementNotFound,
+)
 from settlement.identity import mask
 from settlement.service.commands import Caller
 from settlement.service.views import SettlementView, Status, settlement_view
 from settlement.storage.repository import Repository
+
+# Refusals that depend on stored state: recorded with the request so a retry repeats them.
+STATE_REFUSALS = (NotFound, RefusedByState, PermissionDenied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,29 @@ def earlier_outcome(repo: Repository, caller: Caller, request_id: str, request_h
     if found["refusal"] is not None:
         raise SettlementError.from_record(json.loads(found["refusal"]))
     return found
+
+
+@contextmanager
+def refusals_recorded(
+    repo: Repository, *, caller: Caller, request_id: str, request_hash: str, operation: str, now_us: int
+) -> Iterator[None]:
+    """Around a handler's checks: a state refusal raised inside is stored with the request, then re-raised.
+
+    Invalid input is not caught: it is refused before any state is read and records nothing.
+    """
+    try:
+        yield
+    except STATE_REFUSALS as refusal:
+        record_refusal(
+            repo,
+            caller=caller,
+            request_id=request_id,
+            request_hash=request_hash,
+            operation=operation,
+            refusal=refusal,
+            now_us=now_us,
+        )
+        raise
 
 
 def record_refusal(

@@ -30,10 +30,10 @@ from settlement.service.replies import (
     RefundResult,
     cancel_reply,
     earlier_outcome,
-    record_refusal,
     refund_reply,
+    refusals_recorded,
 )
-from settlement.service.settle import STATE_REFUSALS, check_caller, check_day_open
+from settlement.service.settle import check_caller, check_day_open
 from settlement.storage.repository import Repository
 
 
@@ -43,21 +43,17 @@ def cancel(repo: Repository, context: ServiceContext, command: CancelCommand) ->
     if earlier is not None:
         return cancel_reply(repo, str(earlier["settlement_id"]))
     now_us = context.clock.now_us()
-    try:
+    with refusals_recorded(
+        repo,
+        caller=caller,
+        request_id=command.request_id,
+        request_hash=command.request_hash,
+        operation="cancel",
+        now_us=now_us,
+    ):
         check_caller(repo, caller)
         original = _reversible(repo, caller, _target_id(repo, command))
         check_day_open(repo, caller.hospital_id, now_us)
-    except STATE_REFUSALS as refusal:
-        record_refusal(
-            repo,
-            caller=caller,
-            request_id=command.request_id,
-            request_hash=command.request_hash,
-            operation="cancel",
-            refusal=refusal,
-            now_us=now_us,
-        )
-        raise
     cancellation_id, _ = _write_cancellation(repo, original, caller, command.request_id, now_us)
     _record(
         repo,
@@ -78,7 +74,14 @@ def refund(repo: Repository, context: ServiceContext, command: RefundCommand) ->
         return refund_reply(repo, str(earlier["settlement_id"]))
     _check_line_ids(command.hospital_line_ids)
     now_us = context.clock.now_us()
-    try:
+    with refusals_recorded(
+        repo,
+        caller=caller,
+        request_id=command.request_id,
+        request_hash=command.request_hash,
+        operation="refund",
+        now_us=now_us,
+    ):
         check_caller(repo, caller)
         original = _reversible(repo, caller, command.settlement_id)
         check_day_open(repo, caller.hospital_id, now_us)
@@ -92,17 +95,6 @@ def refund(repo: Repository, context: ServiceContext, command: RefundCommand) ->
                 )
         # Decided before anything is written: a handler never refuses after its first write.
         policy = _original_policy(repo, context, original)
-    except STATE_REFUSALS as refusal:
-        record_refusal(
-            repo,
-            caller=caller,
-            request_id=command.request_id,
-            request_hash=command.request_hash,
-            operation="refund",
-            refusal=refusal,
-            now_us=now_us,
-        )
-        raise
     cancellation_id, restored = _write_cancellation(repo, original, caller, command.request_id, now_us)
     refunded = set(command.hospital_line_ids)
     remaining = [line for line in lines if str(line["line_id"]) not in refunded]

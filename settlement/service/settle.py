@@ -24,10 +24,8 @@ from settlement.errors import (
     DayAlreadyClosed,
     HospitalNotFound,
     InsuredTypeMismatch,
-    NotFound,
     PermissionDenied,
     PersonNotFound,
-    RefusedByState,
 )
 from settlement.identity import last4, mask
 from settlement.service.card_proof import check_card_proof
@@ -36,13 +34,9 @@ from settlement.service.commands import Caller, ChargeRequest, QuoteCommand, Set
 from settlement.service.context import ServiceContext
 from settlement.service.entries import CLEARING_TYPES, line_rows, split_columns, write_entry
 from settlement.service.policy_book import AppliedPolicy, priced_lines
-from settlement.service.replies import earlier_outcome, load_view, record_refusal
+from settlement.service.replies import earlier_outcome, load_view, refusals_recorded
 from settlement.service.views import QuoteView, SettlementView, quoted_split, settlement_view
 from settlement.storage.repository import Repository
-
-# Refusals that depend on stored state: recorded with the request so a retry repeats them. Invalid
-# input is refused before any of this and records nothing.
-STATE_REFUSALS = (NotFound, RefusedByState, PermissionDenied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,19 +152,15 @@ def settle(repo: Repository, context: ServiceContext, command: SettleCommand) ->
     if earlier is not None:
         return load_view(repo, str(earlier["settlement_id"]), as_written=True)
     now_us = context.clock.now_us()
-    try:
+    with refusals_recorded(
+        repo,
+        caller=caller,
+        request_id=command.request_id,
+        request_hash=command.request_hash,
+        operation="settle",
+        now_us=now_us,
+    ):
         visit, card = _checked(repo, context, command, now_us)
-    except STATE_REFUSALS as refusal:
-        record_refusal(
-            repo,
-            caller=caller,
-            request_id=command.request_id,
-            request_hash=command.request_hash,
-            operation="settle",
-            refusal=refusal,
-            now_us=now_us,
-        )
-        raise
     settlement_id = new_entry_id("S", now_us)
     row = settlement_row(
         visit,

@@ -66,7 +66,8 @@ class SplitView:
         return self.current_year_after_fen + self.historical_after_fen
 
 
-_SPLIT_COLUMNS = (
+# The split's amounts as stored on every entry (negated on a cancellation), in the order of domain.md §2.
+SPLIT_AMOUNT_FIELDS = (
     "total_fen",
     "fully_self_paid_fen",
     "over_ceiling_fen",
@@ -80,9 +81,8 @@ _SPLIT_COLUMNS = (
     "historical_paid_fen",
     "self_segment_fen",
     "cash_fen",
-    "current_year_after_fen",
-    "historical_after_fen",
 )
+_SPLIT_COLUMNS = (*SPLIT_AMOUNT_FIELDS, "current_year_after_fen", "historical_after_fen")
 
 
 @dataclass(frozen=True, slots=True)
