@@ -82,13 +82,22 @@ class SettlementApp:
             lambda repo: settling.settle(repo, self.context, command),
             persons=(command.charge.person_number,),
             deadline=deadline,
+            request_key=(command.caller.hospital_id, command.request_id),
         )
 
     def cancel(self, command: CancelCommand, *, deadline: float | None = None) -> CancelResult:
-        return self.writer.run(lambda repo: reversal.cancel(repo, self.context, command), deadline=deadline)
+        return self.writer.run(
+            lambda repo: reversal.cancel(repo, self.context, command),
+            deadline=deadline,
+            request_key=(command.caller.hospital_id, command.request_id),
+        )
 
     def refund(self, command: RefundCommand, *, deadline: float | None = None) -> RefundResult:
-        return self.writer.run(lambda repo: reversal.refund(repo, self.context, command), deadline=deadline)
+        return self.writer.run(
+            lambda repo: reversal.refund(repo, self.context, command),
+            deadline=deadline,
+            request_key=(command.caller.hospital_id, command.request_id),
+        )
 
     # --- reads ---------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class _Job:
     work: Callable[[Repository], Any]
     persons: tuple[str, ...]
     deadline: float | None  # time.monotonic() value
+    request_key: tuple[str, str] | None = None  # (hospital, request id): looked up for the whole batch at once
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -71,11 +72,16 @@ class Writer:
         self._thread.join()
 
     def submit(
-        self, work: Callable[[Repository], Result], *, persons: Iterable[str] = (), deadline: float | None = None
+        self,
+        work: Callable[[Repository], Result],
+        *,
+        persons: Iterable[str] = (),
+        deadline: float | None = None,
+        request_key: tuple[str, str] | None = None,
     ) -> Future[Result]:
         if self._stopping:
             raise Unavailable("the engine is shutting down; retry with the same request_id")
-        job = _Job(work, tuple(persons), deadline)
+        job = _Job(work, tuple(persons), deadline, request_key)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -86,10 +92,15 @@ class Writer:
         return job.future
 
     def run(
-        self, work: Callable[[Repository], Result], *, persons: Iterable[str] = (), deadline: float | None = None
+        self,
+        work: Callable[[Repository], Result],
+        *,
+        persons: Iterable[str] = (),
+        deadline: float | None = None,
+        request_key: tuple[str, str] | None = None,
     ) -> Result:
         """Submit and wait for the commit. The caller's deadline bounds the wait."""
-        future = self.submit(work, persons=persons, deadline=deadline)
+        future = self.submit(work, persons=persons, deadline=deadline, request_key=request_key)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
         try:
             return future.result(timeout=timeout)
@@ -143,6 +154,7 @@ class Writer:
             with self._engines.writer.begin() as connection:
                 repo = Repository(connection)
                 repo.lock_for_writing(p for job in batch for p in job.persons)
+                repo.prefetch_requests(job.request_key for job in batch if job.request_key is not None)
                 for job in batch:
                     try:
                         outcomes.append((job, True, job.work(repo)))
@@ -173,7 +185,7 @@ class Writer:
                 job.future.set_exception(value)
 
     def _commit_alone(self, job: _Job) -> None:
-        retry = _Job(job.work, job.persons, job.deadline, job.future)
+        retry = _Job(job.work, job.persons, job.deadline, job.request_key, job.future)
         self._commit([retry])
 
     @staticmethod

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, tuple_, update
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
@@ -69,6 +69,14 @@ class Repository:
         }
         self._pending_requests: dict[tuple[str, str], Row] = {}
         self._reference: dict[tuple[str, str], Row | None] = {}
+        # Person balances and accumulators as this transaction last left them; written at flush as one
+        # multi-row UPDATE each, so a batch of settles pays two statements, not two per settle.
+        self._balances: dict[str, tuple[int, int]] = {}
+        self._accumulators: dict[tuple[str, int], tuple[int, int, int, bool]] = {}  # ..., row exists
+        self._dirty_balances: set[str] = set()
+        self._dirty_accumulators: set[tuple[str, int]] = set()
+        self._days_closed: dict[tuple[str, dt.date], bool] = {}
+        self._known_requests: dict[tuple[str, str], Row | None] = {}
 
     # --- locking -------------------------------------------------------------------------------
 
@@ -111,20 +119,27 @@ class Repository:
         return self._one(_CARD, card=card_number)
 
     def account_state(self, person_number: str, year: int) -> AccountState | None:
-        """Balances and the year's accumulators in one query (no accumulator row yet: zeros)."""
-        row = self._one(_ACCOUNT_STATE, person=person_number, year=year)
-        if row is None:
-            return None
-        return AccountState(
-            current_year_fen=row["current_year_fen"],
-            historical_fen=row["historical_fen"],
-            ytd_deductible_fen=row["deductible_fen"] or 0,
-            ytd_fund_fen=row["fund_fen"] or 0,
-            ytd_self_segment_fen=row["self_segment_fen"] or 0,
-        )
+        """Balances and the year's accumulators (no accumulator row yet: zeros), as this transaction sees them."""
+        if person_number not in self._balances or (person_number, year) not in self._accumulators:
+            row = self._one(_ACCOUNT_STATE, person=person_number, year=year)
+            if row is None:
+                return None
+            self._balances.setdefault(person_number, (row["current_year_fen"], row["historical_fen"]))
+            exists = row["deductible_fen"] is not None
+            self._accumulators.setdefault(
+                (person_number, year),
+                (row["deductible_fen"] or 0, row["fund_fen"] or 0, row["self_segment_fen"] or 0, exists),
+            )
+        current, historical = self._balances[person_number]
+        deductible, fund, segment, _ = self._accumulators[(person_number, year)]
+        return AccountState(current, historical, deductible, fund, segment)
 
     def day_closed(self, hospital_id: str, business_date: dt.date) -> bool:
-        return self._one(_DAY_CLOSED, hospital=hospital_id, day=business_date) is not None
+        """Read once per transaction: a close takes the same writer lock, so it cannot land in between."""
+        key = (hospital_id, business_date)
+        if key not in self._days_closed:
+            self._days_closed[key] = self._one(_DAY_CLOSED, hospital=hospital_id, day=business_date) is not None
+        return self._days_closed[key]
 
     def insert_hospital(
         self, *, hospital_id: str, name: str, level: int, region: str, card_proof_required: bool
@@ -196,6 +211,11 @@ class Repository:
 
     def add_to_balances(self, person_number: str, *, current_year_fen: int, historical_fen: int) -> None:
         """Relative change (funding, rollover); the CHECK constraints refuse a negative result."""
+        if person_number in self._balances:  # this transaction already holds the person's state
+            current, historical = self._balances[person_number]
+            self._balances[person_number] = (current + current_year_fen, historical + historical_fen)
+            self._dirty_balances.add(person_number)
+            return
         self.connection.execute(
             update(t.accounts)
             .where(t.accounts.c.person_number == person_number)
@@ -207,10 +227,26 @@ class Repository:
 
     # --- idempotency ---------------------------------------------------------------------------
 
+    def prefetch_requests(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up a batch's idempotency keys in one query; ``request`` then answers from memory."""
+        wanted = sorted(set(keys) - self._known_requests.keys())
+        if not wanted:
+            return
+        for key in wanted:
+            self._known_requests[key] = None
+        found = self.connection.execute(
+            select(t.requests).where(tuple_(t.requests.c.hospital_id, t.requests.c.request_id).in_(wanted))
+        )
+        for row in found:
+            self._known_requests[(row.hospital_id, row.request_id)] = dict(row._mapping)
+
     def request(self, hospital_id: str, request_id: str) -> Row | None:
-        pending = self._pending_requests.get((hospital_id, request_id))
+        key = (hospital_id, request_id)
+        pending = self._pending_requests.get(key)
         if pending is not None:
             return pending
+        if key in self._known_requests:
+            return self._known_requests[key]
         return self._one(_REQUEST, hospital=hospital_id, request=request_id)
 
     def record_request(
@@ -235,6 +271,7 @@ class Repository:
         }
         self._pending["requests"].append(row)
         self._pending_requests[(hospital_id, request_id)] = row
+        self._known_requests[(hospital_id, request_id)] = row
 
     # --- quotes --------------------------------------------------------------------------------
 
@@ -305,31 +342,61 @@ class Repository:
     # --- balances ------------------------------------------------------------------------------
 
     def write_account_state(self, person_number: str, year: int, state: AccountState) -> None:
-        self.connection.execute(
-            _SET_BALANCES,
-            {"person": person_number, "current": state.current_year_fen, "historical": state.historical_fen},
+        """Remember the person's new state; written at flush (after ``account_state`` read it)."""
+        if (person_number, year) not in self._accumulators:
+            self.account_state(person_number, year)
+        exists = self._accumulators[(person_number, year)][3]
+        self._balances[person_number] = (state.current_year_fen, state.historical_fen)
+        self._accumulators[(person_number, year)] = (
+            state.ytd_deductible_fen,
+            state.ytd_fund_fen,
+            state.ytd_self_segment_fen,
+            exists,
         )
-        changed = self.connection.execute(
-            _SET_ACCUMULATORS,
-            {
-                "person": person_number,
-                "accumulator_year": year,
-                "deductible": state.ytd_deductible_fen,
-                "fund": state.ytd_fund_fen,
-                "segment": state.ytd_self_segment_fen,
-            },
-        )
-        if changed.rowcount == 0:
+        self._dirty_balances.add(person_number)
+        self._dirty_accumulators.add((person_number, year))
+
+    def _write_account_states(self) -> None:
+        if self._dirty_balances:
             self.connection.execute(
-                insert(t.accumulators),
-                {
-                    "person_number": person_number,
-                    "year": year,
-                    "deductible_fen": state.ytd_deductible_fen,
-                    "fund_fen": state.ytd_fund_fen,
-                    "self_segment_fen": state.ytd_self_segment_fen,
-                },
+                _SET_BALANCES,
+                [
+                    {"person": p, "current": self._balances[p][0], "historical": self._balances[p][1]}
+                    for p in sorted(self._dirty_balances)
+                ],
             )
+            self._dirty_balances.clear()
+        if not self._dirty_accumulators:
+            return
+        updates, inserts = [], []
+        for person, year in sorted(self._dirty_accumulators):
+            deductible, fund, segment, exists = self._accumulators[(person, year)]
+            if exists:
+                updates.append(
+                    {
+                        "person": person,
+                        "accumulator_year": year,
+                        "deductible": deductible,
+                        "fund": fund,
+                        "segment": segment,
+                    }
+                )
+            else:
+                inserts.append(
+                    {
+                        "person_number": person,
+                        "year": year,
+                        "deductible_fen": deductible,
+                        "fund_fen": fund,
+                        "self_segment_fen": segment,
+                    }
+                )
+                self._accumulators[(person, year)] = (deductible, fund, segment, True)
+        if updates:
+            self.connection.execute(_SET_ACCUMULATORS, updates)
+        if inserts:
+            self.connection.execute(insert(t.accumulators), inserts)
+        self._dirty_accumulators.clear()
 
     def post(self, entry_id: str, business_date: dt.date, postings: Sequence[Posting]) -> None:
         """Append postings; non-person account balances are buffered and written once per transaction."""
@@ -382,6 +449,7 @@ class Repository:
     # --- flush ---------------------------------------------------------------------------------
 
     def _write_pending(self) -> None:
+        self._write_account_states()
         for name in ("settlements", "settlement_lines", "postings", "requests"):  # parents before children
             rows = self._pending[name]
             if rows:
@@ -423,6 +491,12 @@ class Repository:
         for rows in self._pending.values():
             rows.clear()
         self._pending_requests.clear()
+        self._known_requests.clear()
+        self._balances.clear()
+        self._accumulators.clear()
+        self._dirty_balances.clear()
+        self._dirty_accumulators.clear()
+        self._days_closed.clear()
         self._ledger_deltas.clear()
         self._audit_rows = []
         self._audit_head = None
