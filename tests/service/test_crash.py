@@ -14,6 +14,7 @@ import pytest
 from service_world import seed
 from sqlalchemy import func, select
 
+from settlement.service.ledger_check import check_ledger
 from settlement.storage import tables as t
 from settlement.storage.engine import Engines
 
@@ -48,6 +49,9 @@ def test_killing_the_engine_mid_commit_loses_and_doubles_nothing(engines: Engine
     acknowledged: list[str] = []
     for _ in range(KILLS):
         acknowledged += run_until_killed(database_url, rng)
+        with engines.reader.connect() as connection:  # what `settlement ledger check` runs, after each restart
+            report = check_ledger(connection)
+        assert report.ok, report.problems
     assert len(acknowledged) > KILLS, "the load never got going"
     with engines.reader.connect() as connection:
         rows = connection.execute(select(t.settlements.c.request_id)).scalars().all()
