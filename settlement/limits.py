@@ -30,6 +30,9 @@ MAX_SETTLES_PER_COMMIT = 64  # group commit: one fsync for up to this many settl
 MAX_COMMIT_QUEUE_DEPTH = 4096  # settles waiting for a commit before callers are told to back off
 GROUP_COMMIT_WAIT_MS = 2  # how long the writer lingers for company when only one settle is waiting
 MAX_SERIALIZATION_RETRIES = 5
+# A write whose caller has less time left than this is refused at once (DEADLINE_EXCEEDED with its
+# ErrorInfo) instead of starting a commit the caller would stop waiting for.
+MIN_COMMIT_BUDGET_MS = 20
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_CONNECTIONS = 8  # per engine; beyond it, checkouts overflow up to the same number again
 MAX_IMPORT_ROWS = 1_000_000

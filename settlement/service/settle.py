@@ -81,6 +81,7 @@ def check_day_open(repo: Repository, hospital_id: str, now_us: int) -> None:
 def price_visit(repo: Repository, context: ServiceContext, caller: Caller, charge: ChargeRequest) -> Visit:
     """Every state check a quote and a settle share, and the split against the stored accounts."""
     hospital, terminal = check_caller(repo, caller)
+    repo.prefetch_visit(charge.person_number, charge.visit_date.year, charge.card_number)
     person = repo.person(charge.person_number)
     if person is None:
         raise PersonNotFound(

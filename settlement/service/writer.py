@@ -42,6 +42,15 @@ class _Job:
 
 
 _STOP = object()
+_MIN_COMMIT_BUDGET_SECONDS = limits.MIN_COMMIT_BUDGET_MS / 1000
+
+
+def _too_late() -> DeadlineTooShort:
+    return DeadlineTooShort(
+        f"less than {limits.MIN_COMMIT_BUDGET_MS} ms of the deadline was left, too little for a commit; "
+        "nothing was written: retry with the same request_id and a longer deadline",
+        metadata={"min_budget_ms": str(limits.MIN_COMMIT_BUDGET_MS)},
+    )
 
 
 class Writer:
@@ -81,6 +90,8 @@ class Writer:
     ) -> Future[Result]:
         if self._stopping:
             raise Unavailable("the engine is shutting down; retry with the same request_id")
+        if deadline is not None and deadline - time.monotonic() < _MIN_COMMIT_BUDGET_SECONDS:
+            raise _too_late()
         job = _Job(work, tuple(persons), deadline, request_key)
         try:
             self._queue.put_nowait(job)
@@ -137,10 +148,8 @@ class Writer:
         now = time.monotonic()
         wanted = []
         for job in batch:
-            if job.deadline is not None and now >= job.deadline:
-                job.future.set_exception(
-                    DeadlineTooShort("the deadline passed before the commit could start; nothing was written")
-                )
+            if job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS:
+                job.future.set_exception(_too_late())
             elif job.future.set_running_or_notify_cancel():
                 wanted.append(job)
         return wanted

@@ -31,6 +31,26 @@ _ACCOUNT_STATE = (
     .select_from(_a.outerjoin(_y, and_(_y.c.person_number == _a.c.person_number, _y.c.year == bindparam("year"))))
     .where(_a.c.person_number == bindparam("person"))
 )
+_p, _c = t.persons, t.cards
+_CARD_COLUMNS = [column.label(f"card__{column.name}") for column in _c.columns]
+# A visit's person, card, balances and accumulators in one round trip (the database may be across a network).
+_VISIT = (
+    select(
+        _p,
+        _a.c.current_year_fen,
+        _a.c.historical_fen,
+        _y.c.deductible_fen,
+        _y.c.fund_fen,
+        _y.c.self_segment_fen,
+        *_CARD_COLUMNS,
+    )
+    .select_from(
+        _p.outerjoin(_a, _a.c.person_number == _p.c.person_number)
+        .outerjoin(_y, and_(_y.c.person_number == _p.c.person_number, _y.c.year == bindparam("year")))
+        .outerjoin(_c, _c.c.card_number == bindparam("card"))
+    )
+    .where(_p.c.person_number == bindparam("person"))
+)
 _DAY_CLOSED = select(t.closed_days.c.hospital_id).where(
     and_(t.closed_days.c.hospital_id == bindparam("hospital"), t.closed_days.c.business_date == bindparam("day"))
 )
@@ -112,11 +132,36 @@ class Repository:
             self._reference[key] = self._one(_TERMINAL, terminal=terminal_id)
         return self._reference[key]
 
+    def prefetch_visit(self, person_number: str, year: int, card_number: str) -> None:
+        """Person, card, balances and the year's accumulators in one query; the readers below then hit memory."""
+        if ("person", person_number) in self._reference and person_number in self._balances:
+            return
+        row = self._one(_VISIT, person=person_number, year=year, card=card_number)
+        if row is None:
+            return  # person() will say so
+        self._reference.setdefault(("person", person_number), {c.name: row[c.name] for c in _p.columns})
+        if card_number and ("card", card_number) not in self._reference:
+            card = {c.name: row[f"card__{c.name}"] for c in _c.columns}
+            self._reference[("card", card_number)] = card if card["card_number"] is not None else None
+        if row["current_year_fen"] is not None and person_number not in self._balances:
+            self._balances[person_number] = (row["current_year_fen"], row["historical_fen"])
+            self._accumulators.setdefault(
+                (person_number, year),
+                (row["deductible_fen"] or 0, row["fund_fen"] or 0, row["self_segment_fen"] or 0,
+                 row["deductible_fen"] is not None),
+            )  # fmt: skip
+
     def person(self, person_number: str) -> Row | None:
-        return self._one(_PERSON, person=person_number)
+        key = ("person", person_number)
+        if key not in self._reference:
+            self._reference[key] = self._one(_PERSON, person=person_number)
+        return self._reference[key]
 
     def card(self, card_number: str) -> Row | None:
-        return self._one(_CARD, card=card_number)
+        key = ("card", card_number)
+        if key not in self._reference:
+            self._reference[key] = self._one(_CARD, card=card_number)
+        return self._reference[key]
 
     def account_state(self, person_number: str, year: int) -> AccountState | None:
         """Balances and the year's accumulators (no accumulator row yet: zeros), as this transaction sees them."""
@@ -197,11 +242,13 @@ class Repository:
 
     def set_card_status(self, card_number: str, status: str) -> None:
         self.connection.execute(update(t.cards).where(t.cards.c.card_number == card_number).values(status=status))
+        self._reference.pop(("card", card_number), None)
 
     def set_card_counter(self, card_number: str, counter: int) -> None:
         self.connection.execute(
             update(t.cards).where(t.cards.c.card_number == card_number).values(last_counter=counter)
         )
+        self._reference.pop(("card", card_number), None)
 
     def insert_account(self, person_number: str) -> None:
         """An empty account; opening balances arrive as postings from ``external:funding``."""
