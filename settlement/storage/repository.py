@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
@@ -281,11 +281,19 @@ class Repository:
             return
         for key in wanted:
             self._known_requests[key] = None
-        found = self.connection.execute(
-            select(t.requests).where(tuple_(t.requests.c.hospital_id, t.requests.c.request_id).in_(wanted))
-        )
-        for row in found:
-            self._known_requests[(row.hospital_id, row.request_id)] = dict(row._mapping)
+        by_hospital: dict[str, list[str]] = {}
+        for hospital_id, request_id in wanted:
+            by_hospital.setdefault(hospital_id, []).append(request_id)
+        for hospital_id, request_ids in by_hospital.items():
+            # Equality on the key's first column and IN on the second: both stores search the primary key
+            # (a row-value IN makes SQLite scan the whole table).
+            found = self.connection.execute(
+                select(t.requests).where(
+                    and_(t.requests.c.hospital_id == hospital_id, t.requests.c.request_id.in_(request_ids))
+                )
+            )
+            for row in found:
+                self._known_requests[(row.hospital_id, row.request_id)] = dict(row._mapping)
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
         key = (hospital_id, request_id)
