@@ -32,7 +32,8 @@ if [ $with_test -eq 1 ]; then
     # pcscd + the virtual reader driver for the card tests; headers and a compiler for pyscard;
     # the PostgreSQL client tools for pgbench in bench/.
     apt_install pcscd vsmartcard-vpcd libpcsclite-dev gcc pkg-config swig postgresql-client postgresql-contrib
-    .venv/bin/python -m pip install -q -e ".[dev,reader]"
+    # --no-binary: pyscard is built here against this machine's libpcsclite, never taken as a wheel.
+    .venv/bin/python -m pip install -q --no-binary pyscard -e ".[dev,reader]"
     if command -v npm >/dev/null 2>&1; then
         # buf lints the proto files; the npm package ships its binary, so this needs only the registry.
         [ -x tools/node_modules/.bin/buf ] || npm install --silent --prefix tools @bufbuild/buf@1 >/dev/null

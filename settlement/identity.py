@@ -23,6 +23,15 @@ def mask(identifier: str) -> str:
     return "*" * (len(identifier) - MASK_VISIBLE_CHARS) + identifier[-MASK_VISIBLE_CHARS:]
 
 
+def shown(identifier: str) -> str:
+    """What may be echoed back of a caller-typed identifier: masked when it has a citizen ID's shape.
+
+    A person number is not personal data, but a cashier who types a citizen ID into that field must not
+    see it stored in a refusal or an audit row.
+    """
+    return mask(identifier) if _CITIZEN_ID.fullmatch(identifier.upper()) else identifier
+
+
 def last4(identifier: str) -> str:
     return identifier[-MASK_VISIBLE_CHARS:]
 

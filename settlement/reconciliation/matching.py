@@ -197,7 +197,7 @@ def match_lines(
             counterpart,
             settlement_id,
             request_id=record_or_none.request_id if record_or_none else first.request_id,
-            visit_id=record_or_none.visit_id if record_or_none else first.visit_id,
+            visit_id=(record_or_none.visit_id if record_or_none else "") or first.visit_id,
             clearing_agency=record_or_none.clearing_agency if record_or_none else "",
             their_lines=tuple(line.line for line in lines),
         )
@@ -208,13 +208,16 @@ def match_lines(
     return tuple(found)
 
 
-def _about(record: LedgerRecord, counterpart: Counterpart, kind: DiscrepancyKind) -> Discrepancy:
+def _about(
+    record: LedgerRecord, counterpart: Counterpart, kind: DiscrepancyKind, visit_id: str = ""
+) -> Discrepancy:
+    """A discrepancy on one of our records; the visit id is ours, else the counterpart's (the engine keeps none)."""
     return Discrepancy(
         kind,
         counterpart,
         record.settlement_id,
         request_id=record.request_id,
-        visit_id=record.visit_id,
+        visit_id=record.visit_id or visit_id,
         clearing_agency=record.clearing_agency,
     )
 
@@ -236,7 +239,7 @@ def _compare(record: LedgerRecord, theirs: CounterpartRecord, counterpart: Count
     if record.status is not theirs.status:
         found.append(
             replace(
-                _about(record, counterpart, DiscrepancyKind.STATUS_DIFFERS),
+                _about(record, counterpart, DiscrepancyKind.STATUS_DIFFERS, theirs.visit_id),
                 field="status",
                 ours_status=record.status,
                 theirs_status=theirs.status,
@@ -254,7 +257,7 @@ def _compare(record: LedgerRecord, theirs: CounterpartRecord, counterpart: Count
         if ours_fen != theirs_fen:
             found.append(
                 replace(
-                    _about(record, counterpart, DiscrepancyKind.AMOUNT_DIFFERS),
+                    _about(record, counterpart, DiscrepancyKind.AMOUNT_DIFFERS, theirs.visit_id),
                     field=field,
                     ours_fen=ours_fen,
                     theirs_fen=theirs_fen,

@@ -20,7 +20,7 @@ from typing import Any
 from cardio.card_crypto import IssuerKeySource
 from settlement import limits
 from settlement.errors import InvalidField, OtherHospital, PersonNotFound, SettlementNotFound
-from settlement.identity import mask
+from settlement.identity import mask, shown
 from settlement.service import reversal
 from settlement.service import settle as settling
 from settlement.service.clock import Clock, SystemClock, business_date
@@ -167,7 +167,9 @@ class SettlementApp:
             repo = Repository(connection)
             person = repo.person(person_number)
             if person is None:
-                raise PersonNotFound(f"no insured person {person_number}", metadata={"person_number": person_number})
+                raise PersonNotFound(
+                    f"no insured person {shown(person_number)}", metadata={"person_number": shown(person_number)}
+                )
             card: Mapping[str, Any] | None = None
             if card_number:
                 card = repo.card(card_number)
@@ -178,7 +180,9 @@ class SettlementApp:
             year = business_date(self.context.clock.now_us()).year
             state = repo.account_state(person_number, year)
         if state is None:
-            raise PersonNotFound(f"person {person_number} has no account", metadata={"person_number": person_number})
+            raise PersonNotFound(
+                f"person {shown(person_number)} has no account", metadata={"person_number": shown(person_number)}
+            )
         return AccountView(
             person_number=person_number,
             name=str(person["name"]),

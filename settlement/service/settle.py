@@ -27,7 +27,7 @@ from settlement.errors import (
     PermissionDenied,
     PersonNotFound,
 )
-from settlement.identity import last4, mask
+from settlement.identity import last4, mask, shown
 from settlement.service.card_proof import check_card_proof
 from settlement.service.clock import MICROSECONDS_PER_SECOND, business_date, new_entry_id
 from settlement.service.commands import Caller, ChargeRequest, QuoteCommand, SettleCommand
@@ -85,7 +85,7 @@ def price_visit(repo: Repository, context: ServiceContext, caller: Caller, charg
     person = repo.person(charge.person_number)
     if person is None:
         raise PersonNotFound(
-            f"no insured person {charge.person_number}", metadata={"person_number": charge.person_number}
+            f"no insured person {shown(charge.person_number)}", metadata={"person_number": shown(charge.person_number)}
         )
     enrolled = InsuredType(str(person["insured_type"]))
     if charge.insured_type is not None and charge.insured_type is not enrolled:
@@ -211,7 +211,10 @@ def _checked(repo: Repository, context: ServiceContext, command: SettleCommand, 
     caller, charge, proof = command.caller, command.charge, command.card_proof
     card_number = proof.card_number if proof is not None else charge.card_number
     if proof is not None and charge.card_number and charge.card_number != proof.card_number:
-        raise CardNotOfPerson("card_proof.card_number differs from card_number", metadata={"field": "card_proof"})
+        raise CardNotOfPerson(
+            "card_proof.card_number differs from card_number",
+            metadata={"field": "card_proof.card_number", "card": mask(proof.card_number)},
+        )
     if proof is not None and not charge.card_number:
         charge = _with_card(charge, proof.card_number)
     visit = price_visit(repo, context, caller, charge)

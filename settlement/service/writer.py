@@ -112,9 +112,16 @@ class Writer:
     ) -> Result:
         """Submit and wait for the commit. The caller's deadline bounds the wait."""
         future = self.submit(work, persons=persons, deadline=deadline, request_key=request_key)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+        if deadline is None:
+            return future.result()
         try:
-            return future.result(timeout=timeout)
+            # Stop waiting while the caller still listens: a job still queued is withdrawn and refused.
+            return future.result(timeout=max(0.0, deadline - time.monotonic() - _MIN_COMMIT_BUDGET_SECONDS))
+        except TimeoutError:
+            if future.cancel():
+                raise _too_late() from None
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
         except TimeoutError:
             raise Unavailable(
                 "the commit did not finish within the deadline; its outcome is unknown: retry with the same request_id"
@@ -138,7 +145,13 @@ class Writer:
                     stop_after = True
                     break
                 batch.append(more)  # type: ignore[arg-type]
-            self._commit(self._still_wanted(batch))
+            try:
+                self._commit(self._still_wanted(batch))
+            except Exception:  # never let one batch stop the writer: every later caller would wait forever
+                log.exception("the writer failed outside a transaction")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
             if stop_after:
                 return
 
@@ -148,6 +161,8 @@ class Writer:
         now = time.monotonic()
         wanted = []
         for job in batch:
+            if job.future.cancelled():  # its caller gave up waiting while it was queued (Writer.run)
+                continue
             if job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS:
                 job.future.set_exception(_too_late())
             elif job.future.set_running_or_notify_cancel():
