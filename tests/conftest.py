@@ -87,3 +87,8 @@ def engines(database_url: str) -> Iterator[Engines]:
     upgrade(made.writer)
     yield made
     made.dispose()
+
+
+# Everything the engine's loggers emit during the session is scanned for full citizen IDs and card numbers;
+# a hit fails the session (tests/identifier_scan.py).
+pytest_plugins = ("identifier_scan",)
