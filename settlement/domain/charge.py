@@ -59,9 +59,7 @@ class ChargeLine:
     def __post_init__(self) -> None:
         field = self.field_path
         if self.amount_fen is None and (self.unit_price is None or self.quantity is None):
-            raise InvalidAmount(
-                f"{field}: give amount_fen, or unit_price and quantity", field=f"{field}.amount_fen"
-            )
+            raise InvalidAmount(f"{field}: give amount_fen, or unit_price and quantity", field=f"{field}.amount_fen")
         if self.price_ceiling is not None and (self.unit_price is None or self.quantity is None):
             raise InvalidField(
                 f"{field}: a price ceiling needs unit_price and quantity to compute the over-ceiling part",
@@ -87,18 +85,19 @@ class LineSplit(NamedTuple):
 
 def split_line(line: ChargeLine) -> LineSplit:
     """Apply domain.md §4 to one line. Rounds half-up at the amount, over-ceiling and pre-self-paid only."""
-    quantity = line.quantity
+    quantity, unit_price, category = line.quantity, line.unit_price, line.category
     if line.amount_fen is not None:
         amount = line.amount_fen
-    elif line.unit_price is not None and quantity is not None:
-        amount = price_times_quantity_fen(line.unit_price.micro_yuan, quantity)
+    elif unit_price is not None and quantity is not None:
+        amount = price_times_quantity_fen(unit_price.micro_yuan, quantity)
     else:
         raise InvariantViolated(f"line {line.code} has neither an amount nor a price and quantity")
-    if line.category is Category.C or line.selfpay_ratio.is_whole:
+    if category is Category.C or line.selfpay_ratio.is_whole:
         return LineSplit(line.code, line.line_id, amount, amount, 0, 0, 0)
     over = 0
-    if line.price_ceiling is not None and line.unit_price is not None and quantity is not None:
-        excess_micro_yuan = line.unit_price.micro_yuan - line.price_ceiling.micro_yuan
+    ceiling = line.price_ceiling
+    if ceiling is not None and unit_price is not None and quantity is not None:
+        excess_micro_yuan = unit_price.micro_yuan - ceiling.micro_yuan
         if excess_micro_yuan > 0:
             over = price_times_quantity_fen(excess_micro_yuan, quantity)
             if over > amount:
@@ -108,7 +107,7 @@ def split_line(line: ChargeLine) -> LineSplit:
                     f"({over} fen); amount_fen and unit_price × quantity disagree",
                     field=field,
                 )
-    pre = line.selfpay_ratio.of(amount - over) if line.category is Category.B else 0
+    pre = line.selfpay_ratio.of(amount - over) if category is Category.B else 0
     return LineSplit(line.code, line.line_id, amount, 0, over, pre, amount - over - pre)
 
 

@@ -40,16 +40,14 @@ def parse_scaled(text: object, *, places: int, field: str) -> int:
     """
     if not isinstance(text, str):
         raise InvalidDecimal(
-            f"{field} must be a decimal string such as \"12.50\", got {type(text).__name__}", field=field
+            f'{field} must be a decimal string such as "12.50", got {type(text).__name__}', field=field
         )
     match = _DECIMAL_TEXT.fullmatch(text)
     if match is None:
-        raise InvalidDecimal(f"{field} must be a plain decimal such as \"12.50\", got {text!r}", field=field)
+        raise InvalidDecimal(f'{field} must be a plain decimal such as "12.50", got {text!r}', field=field)
     fraction = match.group("frac") or ""
     if len(fraction) > places:
-        raise InvalidDecimal(
-            f"{field} allows at most {places} decimal places, got {text!r}", field=field
-        )
+        raise InvalidDecimal(f"{field} allows at most {places} decimal places, got {text!r}", field=field)
     scale: int = 10**places
     return int(match.group("int")) * scale + int(fraction.ljust(places, "0") or "0")
 
@@ -137,9 +135,7 @@ def check_amount_fen(value: object, *, field: str) -> int:
     if value < 0:
         raise InvalidAmount(f"{field} must not be negative, got {value}", field=field)
     if value > limits.MAX_LINE_AMOUNT_FEN:
-        raise InvalidAmount(
-            f"{field} is above the limit of {limits.MAX_LINE_AMOUNT_FEN} fen, got {value}", field=field
-        )
+        raise InvalidAmount(f"{field} is above the limit of {limits.MAX_LINE_AMOUNT_FEN} fen, got {value}", field=field)
     return value
 
 

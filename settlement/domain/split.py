@@ -57,12 +57,10 @@ class SplitResult:
         return self.after.balance_fen
 
 
-def split(
-    lines: Sequence[ChargeLine], rule: Rule, state: AccountState, *, use_account: bool = True
-) -> SplitResult:
+def split(lines: Sequence[ChargeLine], rule: Rule, state: AccountState, *, use_account: bool = True) -> SplitResult:
     """Split a charge. Raises an ``InvalidInput`` subclass for bad lines, ``InvariantViolated`` on a bug."""
     check_line_count(lines)
-    parts = tuple(split_line(line) for line in lines)
+    parts = tuple(map(split_line, lines))
     if isinstance(rule, NationalRule):
         result = _national(parts, rule, state, use_account=use_account)
     else:
@@ -204,6 +202,13 @@ def _segmented(
     )
 
 
+_AMOUNT_NAMES = (
+    "total", "fully_self_paid", "over_ceiling", "pre_self_paid", "in_scope", "deductible_paid", "fund_paid",
+    "personal_part", "account_paid", "current_year_paid", "historical_paid", "self_segment", "cash",
+    "current_year_after", "historical_after",
+)  # fmt: skip
+
+
 def check_identities(result: SplitResult, rule: Rule | None = None) -> None:
     """The §2 identities, to the fen. Stays on in production; a failure is a bug, never a reply."""
     r = result
@@ -222,30 +227,38 @@ def check_identities(result: SplitResult, rule: Rule | None = None) -> None:
         problems.append("balance after != balance before - account paid")
     if r.after.ytd_fund_fen != r.before.ytd_fund_fen + r.fund_paid_fen:
         problems.append("fund accumulator did not grow by the fund paid")
-    amounts = {
-        "total": r.total_fen, "fully_self_paid": r.fully_self_paid_fen, "over_ceiling": r.over_ceiling_fen,
-        "pre_self_paid": r.pre_self_paid_fen, "in_scope": r.in_scope_fen,
-        "deductible_paid": r.deductible_paid_fen, "fund_paid": r.fund_paid_fen,
-        "personal_part": r.personal_part_fen, "account_paid": r.account_paid_fen,
-        "current_year_paid": r.current_year_paid_fen, "historical_paid": r.historical_paid_fen,
-        "self_segment": r.self_segment_fen, "cash": r.cash_fen,
-        "current_year_after": r.after.current_year_fen, "historical_after": r.after.historical_fen,
-    }  # fmt: skip
-    problems.extend(f"{name} is negative ({value})" for name, value in amounts.items() if value < 0)
-    line_sum = sum(line.amount_fen for line in r.lines)
-    if line_sum != r.total_fen:
-        problems.append("lines do not sum to the total")
-    for line in r.lines:
-        if line.amount_fen != (
-            line.fully_self_paid_fen + line.over_ceiling_fen + line.pre_self_paid_fen + line.in_scope_fen
-        ):
-            problems.append(f"line {line.code} parts do not sum to its amount")
-    if rule is not None and rule.fund_cap_fen is not None and r.fund_paid_fen > max(
-        0, rule.fund_cap_fen - r.before.ytd_fund_fen
+    values = (
+        r.total_fen, r.fully_self_paid_fen, r.over_ceiling_fen, r.pre_self_paid_fen, r.in_scope_fen,
+        r.deductible_paid_fen, r.fund_paid_fen, r.personal_part_fen, r.account_paid_fen,
+        r.current_year_paid_fen, r.historical_paid_fen, r.self_segment_fen, r.cash_fen,
+        r.after.current_year_fen, r.after.historical_fen,
+    )  # fmt: skip
+    if min(values) < 0:  # named only when it happens: the check runs on every split
+        problems.extend(
+            f"{name} is negative ({value})" for name, value in zip(_AMOUNT_NAMES, values, strict=True) if value < 0
+        )
+    problems.extend(_line_problems(r.lines, r.total_fen))
+    if (
+        rule is not None
+        and rule.fund_cap_fen is not None
+        and r.fund_paid_fen > max(0, rule.fund_cap_fen - r.before.ytd_fund_fen)
     ):
         problems.append("fund paid exceeds what remains under the annual cap")
     if problems:
         raise InvariantViolated("split identities violated: " + "; ".join(problems))
+
+
+def _line_problems(lines: Sequence[LineSplit], total_fen: int) -> list[str]:
+    problems = []
+    line_sum = 0
+    for line in lines:
+        amount = line.amount_fen
+        line_sum += amount
+        if amount != line.fully_self_paid_fen + line.over_ceiling_fen + line.pre_self_paid_fen + line.in_scope_fen:
+            problems.append(f"line {line.code} parts do not sum to its amount")
+    if line_sum != total_fen:
+        problems.append("lines do not sum to the total")
+    return problems
 
 
 def reverse(result: SplitResult, state: AccountState) -> AccountState:
