@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from settlement.domain.charge import ChargeLine, LineSplit, check_line_count, split_line
 from settlement.domain.policy import AccountScope, NationalRule, Part, Rule, SegmentedRule
 from settlement.errors import InvariantViolated
 
 
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """A person's balances and this year's accumulators, before or after a settlement."""
+class AccountState(NamedTuple):
+    """A person's balances and this year's accumulators, before or after a settlement.
+
+    Named tuples, like ``LineSplit``, because every split builds several: a frozen dataclass pays for
+    ``object.__setattr__`` on each field.
+    """
 
     current_year_fen: int = 0  # 当年账户
     historical_fen: int = 0  # 历年账户
@@ -31,8 +35,7 @@ class AccountState:
         return self.current_year_fen + self.historical_fen
 
 
-@dataclass(frozen=True, slots=True)
-class SplitResult:
+class SplitResult(NamedTuple):
     """Every field of domain.md §2, with the national name beside each."""
 
     lines: tuple[LineSplit, ...]
@@ -69,8 +72,7 @@ def split(lines: Sequence[ChargeLine], rule: Rule, state: AccountState, *, use_a
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class _Sums:
+class _Sums(NamedTuple):
     total: int
     fully_self_paid: int
     over_ceiling: int
