@@ -17,12 +17,8 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from settlement.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -37,7 +33,6 @@ if TYPE_CHECKING:
 PROG = "settlement adapter"
 DEFAULT_OPERATOR = "his-adapter"  # recorded as the operator (national `opter`) of every settlement it makes
 ENGINE_CHECK_TIMEOUT_MS = 3_000  # the start-up health check; the adapter starts either way
-SIGNAL_POLL_SECONDS = 0.1
 # The server's operator-id rule (settlement.server.identity): checked here so a typo stops the start.
 _OPERATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 _log = logging.getLogger("settlement.adapter")
@@ -180,7 +175,9 @@ def _once(adapter: FilesAdapter) -> int:
 
 
 def _serve(adapter: HospitalAdapter, config: HospitalConfig) -> int:
-    latch = _SignalLatch()
+    from settlement.server.runtime import SignalLatch
+
+    latch = SignalLatch()
     latch.install()
     try:
         try:
@@ -200,34 +197,3 @@ def _serve(adapter: HospitalAdapter, config: HospitalConfig) -> int:
         latch.restore()
     _log.info("stopped")
     return EXIT_OK
-
-
-class _SignalLatch:
-    """Remembers the first SIGTERM/SIGINT. The handler only sets an attribute: taking a lock inside a
-    signal handler can deadlock the main thread it interrupted."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.received).name if self.received is not None else "-"
-
-    def install(self) -> None:
-        for number in self.SIGNALS:
-            self._previous[number] = signal.signal(number, self._handle)
-
-    def restore(self) -> None:
-        for number, previous in self._previous.items():
-            signal.signal(number, previous if callable(previous) or isinstance(previous, int) else signal.SIG_DFL)
-
-    def wait(self) -> None:
-        while self.received is None:
-            time.sleep(SIGNAL_POLL_SECONDS)
-
-    def _handle(self, number: int, _frame: FrameType | None) -> None:
-        if self.received is None:
-            self.received = number

@@ -218,7 +218,7 @@ def run_server(
 
     ``metrics``: pass the one the storage writer reports commits to (a fresh one otherwise).
     ``on_started`` sees the running server (its bound port when listening on port 0)."""
-    signals = _SignalLatch()
+    signals = SignalLatch()
     signals.install()
     try:
         running = build_server(config, register, ready, metrics=metrics)
@@ -243,7 +243,7 @@ def run_server(
     _log.info("stopped")
 
 
-class _SignalLatch:
+class SignalLatch:
     """Remembers the first SIGTERM/SIGINT. The handler only sets an attribute: taking a lock inside a
     signal handler can deadlock the main thread it interrupted."""
 
