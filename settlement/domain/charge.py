@@ -12,7 +12,10 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from settlement import limits
-from settlement.domain.money import Quantity, Ratio, UnitPrice, price_times_quantity_fen
+from settlement.domain.money import (
+    PRICE_TIMES_QUANTITY_TO_FEN as _MICRO_YUAN_TIMES_QUANTITY_PER_FEN,
+)
+from settlement.domain.money import RATIO_SCALE, Quantity, Ratio, UnitPrice, price_times_quantity_fen
 from settlement.errors import (
     EmptyCharge,
     InvalidAmount,
@@ -83,16 +86,26 @@ class LineSplit(NamedTuple):
     in_scope_fen: int  # inscp_scp_amt
 
 
+# Looked up once: reading an enum member off its class costs more than the arithmetic of a line.
+_CLASS_B, _CLASS_C = Category.B, Category.C
+
+
 def split_line(line: ChargeLine) -> LineSplit:
-    """Apply domain.md §4 to one line. Rounds half-up at the amount, over-ceiling and pre-self-paid only."""
+    """Apply domain.md §4 to one line. Rounds half-up at the amount, over-ceiling and pre-self-paid only.
+
+    The hot loop of every split: the half-up divisions of ``money`` are written out inline here (every
+    operand is non-negative by construction: validated prices, quantities and ratios).
+    """
     quantity, unit_price, category = line.quantity, line.unit_price, line.category
     if line.amount_fen is not None:
         amount = line.amount_fen
     elif unit_price is not None and quantity is not None:
-        amount = price_times_quantity_fen(unit_price.micro_yuan, quantity)
+        whole, rest = divmod(unit_price.micro_yuan * quantity.ten_thousandths, _MICRO_YUAN_TIMES_QUANTITY_PER_FEN)
+        amount = whole + (2 * rest >= _MICRO_YUAN_TIMES_QUANTITY_PER_FEN)
     else:
         raise InvariantViolated(f"line {line.code} has neither an amount nor a price and quantity")
-    if category is Category.C or line.selfpay_ratio.is_whole:
+    ratio = line.selfpay_ratio.ten_thousandths
+    if category is _CLASS_C or ratio >= RATIO_SCALE:
         return LineSplit(line.code, line.line_id, amount, amount, 0, 0, 0)
     over = 0
     ceiling = line.price_ceiling
@@ -107,7 +120,10 @@ def split_line(line: ChargeLine) -> LineSplit:
                     f"({over} fen); amount_fen and unit_price × quantity disagree",
                     field=field,
                 )
-    pre = line.selfpay_ratio.of(amount - over) if category is Category.B else 0
+    pre = 0
+    if category is _CLASS_B and ratio:
+        whole, rest = divmod((amount - over) * ratio, RATIO_SCALE)
+        pre = whole + (2 * rest >= RATIO_SCALE)
     return LineSplit(line.code, line.line_id, amount, 0, over, pre, amount - over - pre)
 
 

@@ -120,12 +120,12 @@ class Quantity:
 
 
 # fen = micro-yuan × ten-thousandths / (10**6 × 10**4) × 100
-_PRICE_TIMES_QUANTITY_TO_FEN: int = UNIT_PRICE_SCALE * QUANTITY_SCALE // FEN_PER_YUAN
+PRICE_TIMES_QUANTITY_TO_FEN: int = UNIT_PRICE_SCALE * QUANTITY_SCALE // FEN_PER_YUAN
 
 
 def price_times_quantity_fen(price_micro_yuan: int, quantity: Quantity) -> int:
     """``unit price × quantity`` in fen, rounded half-up once (domain.md §3)."""
-    return divide_half_up(price_micro_yuan * quantity.ten_thousandths, _PRICE_TIMES_QUANTITY_TO_FEN)
+    return divide_half_up(price_micro_yuan * quantity.ten_thousandths, PRICE_TIMES_QUANTITY_TO_FEN)
 
 
 def check_amount_fen(value: object, *, field: str) -> int:

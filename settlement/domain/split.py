@@ -81,14 +81,11 @@ class _Sums(NamedTuple):
 
 
 def _sum(parts: Sequence[LineSplit]) -> _Sums:
-    total = fully = over = pre = in_scope = 0
-    for part in parts:
-        total += part.amount_fen
-        fully += part.fully_self_paid_fen
-        over += part.over_ceiling_fen
-        pre += part.pre_self_paid_fen
-        in_scope += part.in_scope_fen
-    return _Sums(total, fully, over, pre, in_scope)
+    if not parts:
+        return _Sums(0, 0, 0, 0, 0)
+    # Column sums in C: (code, line_id, amount, fully self-paid, over-ceiling, pre-self-paid, in scope).
+    columns = tuple(zip(*parts, strict=True))
+    return _Sums(sum(columns[2]), sum(columns[3]), sum(columns[4]), sum(columns[5]), sum(columns[6]))
 
 
 def _cap_room(cap_fen: int | None, state: AccountState) -> int | None:
@@ -114,12 +111,12 @@ def _national(
     # The current-year account is spent before the historical one.
     current_paid = min(account, state.current_year_fen)
     historical_paid = account - current_paid
-    after = AccountState(
-        current_year_fen=state.current_year_fen - current_paid,
-        historical_fen=state.historical_fen - historical_paid,
-        ytd_deductible_fen=state.ytd_deductible_fen + deductible_paid,
-        ytd_fund_fen=state.ytd_fund_fen + fund,
-        ytd_self_segment_fen=state.ytd_self_segment_fen,
+    after = AccountState(  # current year, historical, deductible, fund, self-paid segment
+        state.current_year_fen - current_paid,
+        state.historical_fen - historical_paid,
+        state.ytd_deductible_fen + deductible_paid,
+        state.ytd_fund_fen + fund,
+        state.ytd_self_segment_fen,
     )
     return SplitResult(
         lines=parts,
@@ -141,15 +138,20 @@ def _national(
     )
 
 
+# Read once: an enum member looked up on its class costs more than a bucket's arithmetic.
+_IN_SCOPE, _PRE_SELF_PAID, _SELF_PAID = Part.IN_SCOPE, Part.PRE_SELF_PAID, Part.SELF_PAID
+_SEGMENT, _COPAY = Part.SEGMENT, Part.COPAY
+
+
 def _segmented(
     parts: tuple[LineSplit, ...], rule: SegmentedRule, state: AccountState, *, use_account: bool
 ) -> SplitResult:
     sums = _sum(parts)
     # What is still unpaid of each bucket; E = in scope, L = pre-self-paid, Z = fully self-paid + over.
     left = {
-        Part.IN_SCOPE: sums.in_scope,
-        Part.PRE_SELF_PAID: sums.pre_self_paid,
-        Part.SELF_PAID: sums.fully_self_paid + sums.over_ceiling,
+        _IN_SCOPE: sums.in_scope,
+        _PRE_SELF_PAID: sums.pre_self_paid,
+        _SELF_PAID: sums.fully_self_paid + sums.over_ceiling,
     }
     current_left = state.current_year_fen if use_account else 0
     for part in rule.current_covers:
@@ -158,15 +160,15 @@ def _segmented(
         current_left -= paid
     current_paid = (state.current_year_fen if use_account else 0) - current_left
 
-    segment = min(left[Part.IN_SCOPE], max(0, rule.self_segment_fen - state.ytd_self_segment_fen))
-    base = left[Part.IN_SCOPE] - segment
+    segment = min(left[_IN_SCOPE], max(0, rule.self_segment_fen - state.ytd_self_segment_fen))
+    base = left[_IN_SCOPE] - segment
     fund = rule.pool_ratio.of(base)
     room = _cap_room(rule.fund_cap_fen, state)
     if room is not None:
         fund = min(fund, room)
-    left[Part.SEGMENT] = segment
-    left[Part.COPAY] = base - fund
-    left[Part.IN_SCOPE] = 0  # now wholly in segment + fund + copay
+    left[_SEGMENT] = segment
+    left[_COPAY] = base - fund
+    left[_IN_SCOPE] = 0  # now wholly in segment + fund + copay
 
     historical_left = state.historical_fen if use_account else 0
     for part in rule.historical_covers:
@@ -177,12 +179,12 @@ def _segmented(
 
     account = current_paid + historical_paid
     personal = sums.total - fund
-    after = AccountState(
-        current_year_fen=state.current_year_fen - current_paid,
-        historical_fen=state.historical_fen - historical_paid,
-        ytd_deductible_fen=state.ytd_deductible_fen,
-        ytd_fund_fen=state.ytd_fund_fen + fund,
-        ytd_self_segment_fen=state.ytd_self_segment_fen + segment,
+    after = AccountState(  # current year, historical, deductible, fund, self-paid segment
+        state.current_year_fen - current_paid,
+        state.historical_fen - historical_paid,
+        state.ytd_deductible_fen,
+        state.ytd_fund_fen + fund,
+        state.ytd_self_segment_fen + segment,
     )
     return SplitResult(
         lines=parts,
