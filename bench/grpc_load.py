@@ -12,7 +12,7 @@ import`` (a bench hospital in region 330100 with N desk terminals), ``settlement
 demo files (``demo/*.csv``: 306 persons with active cards), ``settlement pki init`` / ``issue-server`` and
 issues one terminal certificate per terminal (the library call behind ``settlement pki issue-terminal``,
 to spare N interpreter starts), then starts ``settlement serve`` in mTLS mode with the production limits
-(8 worker threads, 256 concurrent RPCs), logging one line per RPC to a file as in production. SQLite is a
+(16 worker threads, 256 concurrent RPCs), logging one line per RPC to a file as in production. SQLite is a
 file in that folder; PostgreSQL a throwaway database on 127.0.0.1:5432 (``--postgres-admin``). Afterwards
 it stops the server with SIGTERM and runs ``settlement ledger check`` on what the load wrote.
 
