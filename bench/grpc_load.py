@@ -76,6 +76,7 @@ from cardio.citizen_card import CitizenCard, read_citizen_card
 from cardio.fake_reader import ScriptedCardReader
 from cardio.protocol import CardHolder, CardIdentification
 from cardio.reader import ApduExchange
+from settlement import limits
 from settlement.api.gen.clinic.settlement.v1 import charge_pb2
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2 as pb
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
@@ -443,7 +444,7 @@ def own_server(args: argparse.Namespace, folder: Path) -> Iterator[Server]:
         )
     try:
         port, metrics_port = _wait_for_server(process, log_file)
-        workers = env.get("SETTLEMENT_WORKER_THREADS", "8")
+        workers = env.get("SETTLEMENT_WORKER_THREADS", str(limits.SERVER_WORKER_THREADS))
         yield Server(
             f"127.0.0.1:{port}", pki / "ca.crt", terminals, process, log_file, database_url,
             f"http://127.0.0.1:{metrics_port}/metrics",
