@@ -22,7 +22,6 @@ from settlement.errors import (
     SettlementError,
     SettlementNotFound,
 )
-from settlement.identity import mask
 from settlement.service.commands import Caller
 from settlement.service.views import SettlementView, Status, settlement_view
 from settlement.storage.repository import Repository
@@ -150,7 +149,3 @@ def refund_reply(repo: Repository, settlement_id: str) -> RefundResult:
 def _as_cancelled(repo: Repository, settlement_id: str, cancellation_id: str) -> SettlementView:
     view = load_view(repo, settlement_id, as_written=True)
     return replace(view, status=Status.CANCELLED, reversed_by_id=cancellation_id)
-
-
-def masked(card_number: str) -> str:
-    return mask(card_number) if card_number else ""

@@ -191,7 +191,7 @@ class Writer:
                     "a batch of %d failed (%s); committing its jobs one by one", len(batch), type(error).__name__
                 )
                 for job in batch:
-                    self._commit_alone(job)
+                    self._commit([job])
                 return
             self._fail(batch[0], error)
             return
@@ -207,10 +207,6 @@ class Writer:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
-
-    def _commit_alone(self, job: _Job) -> None:
-        retry = _Job(job.work, job.persons, job.deadline, job.request_key, job.future)
-        self._commit([retry])
 
     @staticmethod
     def _fail(job: _Job, error: Exception) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, insert, select, text, update
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
@@ -583,27 +583,9 @@ class Repository:
             self._insert_many(t.audit_log, self._audit_rows)
             self._audit_rows = []
 
-    def discard_buffers(self) -> None:
-        for rows in self._pending.values():
-            rows.clear()
-        self._pending_requests.clear()
-        self._known_requests.clear()
-        self._balances.clear()
-        self._accumulators.clear()
-        self._dirty_balances.clear()
-        self._dirty_accumulators.clear()
-        self._days_closed.clear()
-        self._ledger_deltas.clear()
-        self._audit_rows = []
-        self._audit_head = None
-
     # --- helpers -------------------------------------------------------------------------------
 
     def _one(self, statement: Any, **parameters: Any) -> Row | None:
         row = self.connection.execute(statement, parameters).first()
         return None if row is None else dict(row._mapping)
 
-
-def count_rows(connection: Connection, table_name: str) -> int:
-    table = t.metadata.tables[table_name]
-    return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
