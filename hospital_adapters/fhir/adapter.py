@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from hospital_adapters import limits as adapter_limits
-from hospital_adapters.adapter import HospitalAdapter
+from hospital_adapters.adapter import ListeningAdapter
 from hospital_adapters.charges import Problem, Rejected, SubmissionRefused
 from hospital_adapters.config import ConfigError, HospitalConfig
 from hospital_adapters.fhir.claims import claim_response, operation_outcome, parse_claim
@@ -133,27 +133,20 @@ class _ClaimHandler(http.server.BaseHTTPRequestHandler):
         log.info("fhir %s " + format, self.client_address[0], *args)
 
 
-class FhirAdapter(HospitalAdapter):
+class FhirAdapter(ListeningAdapter):
     """An HTTP endpoint for one hospital's Claims."""
 
+    kind = "FHIR"
+
     def __init__(self, service: FhirService) -> None:
+        super().__init__()
         self._service = service
-        self._server: _FhirServer | None = None
 
-    def start(self) -> None:
-        self._server = _FhirServer(self._service)
-        self._server.start_in_background(f"fhir-{self._service.settings.port}")
+    def _new_server(self) -> _FhirServer:
+        return _FhirServer(self._service)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the FHIR adapter is not started")
-        return self._server.port
+    def _thread_name(self) -> str:
+        return f"fhir-{self._service.settings.port}"
 
     @property
     def address(self) -> str:

@@ -14,7 +14,7 @@ import socketserver
 from typing import cast
 
 from hospital_adapters import limits as adapter_limits
-from hospital_adapters.adapter import HospitalAdapter
+from hospital_adapters.adapter import ListeningAdapter
 from hospital_adapters.config import HospitalConfig
 from hospital_adapters.hl7.mllp import FrameTooLarge, MllpFramer, encode_frame
 from hospital_adapters.hl7.service import Hl7Service, Hl7Settings
@@ -68,28 +68,20 @@ def _close_gently(connection: socket.socket) -> None:
             drained += len(data)
 
 
-class Hl7Adapter(HospitalAdapter):
+class Hl7Adapter(ListeningAdapter):
     """An MLLP listener for one hospital."""
 
+    kind = "HL7"
+
     def __init__(self, service: Hl7Service) -> None:
+        super().__init__()
         self._service = service
-        self._server: _MllpServer | None = None
 
-    def start(self) -> None:
-        self._server = _MllpServer(self._service)
-        self._server.start_in_background(f"mllp-{self._service.settings.port}")
+    def _new_server(self) -> _MllpServer:
+        return _MllpServer(self._service)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when the configuration says 0)."""
-        if self._server is None:
-            raise RuntimeError("the HL7 adapter is not started")
-        return self._server.port
+    def _thread_name(self) -> str:
+        return f"mllp-{self._service.settings.port}"
 
     @property
     def address(self) -> str:
