@@ -26,23 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from settlement.identity import with_check_character
+from settlement.service.enrolment import ENROLMENT_COLUMNS
 
 OUTPUT = Path(__file__).resolve().parent / "clinic-morning-enrolment.csv"
 PERSONS_PER_REGION = 150
 FIRST_SEQUENCE_CODE = 500  # demo/enrolment.csv uses 001-499: no citizen ID can collide
 KEY_REFERENCE = "demo-issuer-1"
-COLUMNS = (
-    "person_number",
-    "name",
-    "insured_type",
-    "region",
-    "citizen_id",
-    "card_number",
-    "card_status",
-    "key_reference",
-    "current_year_fen",
-    "historical_fen",
-)
+COLUMNS = ENROLMENT_COLUMNS
 # region -> (card number letter, districts whose codes start the citizen IDs)
 REGIONS = {
     "330100": ("A", ("330102", "330105", "330106", "330108")),

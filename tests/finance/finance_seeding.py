@@ -23,6 +23,7 @@ from settlement.domain.ledger import (
     person_historical,
     settlement_postings,
 )
+from settlement.service.entries import SPLIT_AMOUNT_COLUMNS
 from settlement.storage.engine import Engines
 from settlement.storage.repository import Repository
 
@@ -30,24 +31,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 DAY = dt.date(2024, 3, 5)
 NEXT_DAY = dt.date(2024, 3, 6)
 OPENING_BALANCE_FEN = 50_000_000  # per account: far more than the seeded settlements spend
-SPLIT_COLUMNS = (
-    "total_fen",
-    "fully_self_paid_fen",
-    "over_ceiling_fen",
-    "pre_self_paid_fen",
-    "in_scope_fen",
-    "deductible_paid_fen",
-    "fund_paid_fen",
-    "personal_part_fen",
-    "account_paid_fen",
-    "current_year_paid_fen",
-    "historical_paid_fen",
-    "self_segment_fen",
-    "cash_fen",
-    "deductible_delta_fen",
-    "fund_delta_fen",
-    "self_segment_delta_fen",
-)
+SPLIT_COLUMNS = SPLIT_AMOUNT_COLUMNS  # what a cancellation negates
 
 
 @dataclass(frozen=True)
