@@ -11,11 +11,7 @@ tests/cardio or tests/terminal.
 """
 
 import importlib.util
-import os
-import shutil
-import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +22,7 @@ for helpers in (Path(__file__).parent, TESTS / "service", TESTS / "cardio", TEST
     if str(helpers) not in sys.path:
         sys.path.insert(0, str(helpers))
 
-from cardio_pcsc import VPCD_DRIVER, Pcscd, pcsc_unavailable, running_pcscd_pid, vpcd_readers  # noqa: E402
+from cardio_pcsc import Pcscd, pcscd_with_vpcd  # noqa: E402
 from terminal_world import World, running_world  # noqa: E402 - needs the paths above
 
 from settlement.storage.engine import make_engines, sqlite_url  # noqa: E402
@@ -43,28 +39,8 @@ virtual_cards = _cardio_fixtures.virtual_cards
 
 @pytest.fixture(scope="module")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    try:
-        import smartcard.scard  # noqa: F401, PLC0415
-    except ImportError:
-        pcsc_unavailable("pyscard is not installed (pip install -e '.[reader]')")
-    if shutil.which("pcscd") is None and not Path("/usr/sbin/pcscd").exists():
-        pcsc_unavailable("pcscd is not installed (apt-get install pcscd)")
-    if not VPCD_DRIVER.exists():
-        pcsc_unavailable("the vsmartcard-vpcd driver is not installed (apt-get install vsmartcard-vpcd)")
-    daemon = Pcscd(log_path=tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    if len(vpcd_readers()) == 2:
-        daemon.readers = sorted(vpcd_readers())  # one pcscd per machine: reuse the running one
-    else:
-        stale = running_pcscd_pid()
-        if stale is not None:  # running without the vpcd readers: it cannot serve these tests
-            os.kill(stale, signal.SIGTERM)
-            for _ in range(50):
-                if running_pcscd_pid() is None:
-                    break
-                time.sleep(0.1)
-        daemon.start()
-    yield daemon
-    daemon.stop()  # only a pcscd this module started
+    with pcscd_with_vpcd(tmp_path_factory.mktemp("pcscd")) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ helpers (importing ``conftest`` by name picks whichever conftest pytest loaded l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -97,6 +99,39 @@ class Pcscd:
             raise RuntimeError("only a pcscd this session started may be restarted")
         self.stop()
         self.start()
+
+
+@contextlib.contextmanager
+def pcscd_with_vpcd(log_dir: Path) -> Iterator[Pcscd]:
+    """A pcscd showing the two vpcd readers: the running one if it does, else one started (and stopped) here.
+
+    One pcscd per machine, so a daemon without the vpcd readers is stopped first. A missing piece
+    (pyscard, pcscd, the driver) skips, or fails under CI=true.
+    """
+    try:
+        import smartcard.scard  # noqa: F401, PLC0415
+    except ImportError:
+        pcsc_unavailable("pyscard is not installed (pip install -e '.[reader]')")
+    if shutil.which("pcscd") is None and not Path("/usr/sbin/pcscd").exists():
+        pcsc_unavailable("pcscd is not installed (apt-get install pcscd)")
+    if not VPCD_DRIVER.exists():
+        pcsc_unavailable("the vsmartcard-vpcd driver is not installed (apt-get install vsmartcard-vpcd)")
+    daemon = Pcscd(log_path=log_dir / "pcscd.log")
+    if len(vpcd_readers()) == 2:
+        daemon.readers = sorted(vpcd_readers())  # reuse the running one
+    else:
+        stale = running_pcscd_pid()
+        if stale is not None:  # running but without vpcd readers: it cannot serve these tests
+            os.kill(stale, signal.SIGTERM)
+            for _ in range(50):
+                if running_pcscd_pid() is None:
+                    break
+                time.sleep(0.1)
+        daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()  # only a pcscd started here
 
 
 def wait_for_reader(reader: str, *, present: bool, timeout_ms: int = READER_STATE_TIMEOUT_MS) -> None:

@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
-import signal
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cardio_pcsc import (
-    VPCD_DRIVER,
     VPCD_PORTS,
     CardMaker,
     Pcscd,
-    pcsc_unavailable,
-    running_pcscd_pid,
-    vpcd_readers,
+    pcscd_with_vpcd,
     wait_for_reader,
 )
 from cardio_testdata import CARD_NUMBER, CITIZEN_ID, PIN, personalisation
@@ -51,29 +43,8 @@ def no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]
 
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
-    try:
-        import smartcard.scard  # noqa: F401, PLC0415
-    except ImportError:
-        pcsc_unavailable("pyscard is not installed (pip install -e '.[reader]')")
-    if shutil.which("pcscd") is None and not Path("/usr/sbin/pcscd").exists():
-        pcsc_unavailable("pcscd is not installed (apt-get install pcscd)")
-    if not VPCD_DRIVER.exists():
-        pcsc_unavailable("the vsmartcard-vpcd driver is not installed (apt-get install vsmartcard-vpcd)")
-
-    daemon = Pcscd(log_path=tmp_path_factory.mktemp("pcscd") / "pcscd.log")
-    if len(vpcd_readers()) == 2:
-        daemon.readers = sorted(vpcd_readers())  # one pcscd per machine: reuse the running one
-    else:
-        stale = running_pcscd_pid()
-        if stale is not None:  # running but without vpcd readers: it cannot serve these tests
-            os.kill(stale, signal.SIGTERM)
-            for _ in range(50):
-                if running_pcscd_pid() is None:
-                    break
-                time.sleep(0.1)
-        daemon.start()
-    yield daemon
-    daemon.stop()
+    with pcscd_with_vpcd(tmp_path_factory.mktemp("pcscd")) as daemon:
+        yield daemon
 
 
 @pytest.fixture
