@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import grpc
 import pytest
 from service_world import DESK, EMPLOYEE, HOSPITAL, MASTER_KEY, TODAY
 from sqlalchemy import func, select
-from terminal_world import CITIZEN_ID, OPERATOR, PIN, World, charges_document
+from terminal_world import CITIZEN_ID, PIN, World, charges_document, desk_program
 
 from cardio.card_crypto import GenerateAcRequest
 from cardio.citizen_card import CitizenCard, read_citizen_card
@@ -29,7 +28,6 @@ from cardio.pcsc import PcscCardReader
 from cardio.reader import ApduExchange
 from settlement.api.gen.clinic.settlement.v1 import charge_pb2
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2 as pb
-from settlement.server import pki
 from settlement.server.status import error_info_of
 from settlement.storage import tables as t
 from settlement.terminal.calls import quote_request, settle_request, signed_date, visit_fields
@@ -179,32 +177,7 @@ def recording_instructions(card: Any) -> list[int]:
 
 
 def terminal_command(world: World, journal: Path, *options: str, card_timeout_s: int = 10) -> list[str]:
-    assert world.pki_dir is not None
-    cert, key = pki.terminal_paths(world.pki_dir, HOSPITAL, DESK.terminal_id)
-    return [
-        sys.executable,
-        "-m",
-        "settlement.cli",
-        "terminal",
-        "--target",
-        world.target,
-        "--ca",
-        str(world.pki_dir / pki.CA_CERT),
-        "--cert",
-        str(cert),
-        "--key",
-        str(key),
-        "--operator",
-        OPERATOR,
-        "--journal",
-        str(journal),
-        "--yes",
-        "--pin-from-env",
-        PIN_VARIABLE,
-        "--card-timeout",
-        str(card_timeout_s),
-        *options,
-    ]
+    return desk_program(world, journal, *options, pin_variable=PIN_VARIABLE, card_timeout_s=card_timeout_s)
 
 
 def run_terminal(command: list[str], *, pin: str = PIN) -> subprocess.CompletedProcess[str]:

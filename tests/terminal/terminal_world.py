@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -226,3 +227,33 @@ def make_desk(
         retry_backoff_ms=10,
     )
     return Desk(world.stub(), journal, screen.console(), settings, reader=reader, today=lambda: today)
+
+
+def desk_program(world: World, journal: Path, *options: str, pin_variable: str, card_timeout_s: int = 10) -> list[str]:
+    """The command line of ``settlement terminal`` at the seeded desk, over mTLS, confirming by itself."""
+    assert world.pki_dir is not None
+    cert, key = pki.terminal_paths(world.pki_dir, HOSPITAL, DESK.terminal_id)
+    return [
+        sys.executable,
+        "-m",
+        "settlement.cli",
+        "terminal",
+        "--target",
+        world.target,
+        "--ca",
+        str(world.pki_dir / pki.CA_CERT),
+        "--cert",
+        str(cert),
+        "--key",
+        str(key),
+        "--operator",
+        OPERATOR,
+        "--journal",
+        str(journal),
+        "--yes",
+        "--pin-from-env",
+        pin_variable,
+        "--card-timeout",
+        str(card_timeout_s),
+        *options,
+    ]

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,14 +18,14 @@ from pathlib import Path
 
 import pytest
 from cardio_pcsc import VPCD_PORTS, CardMaker, Pcscd, wait_for_reader
-from service_world import DESK, EMPLOYEE, HOSPITAL, MASTER_KEY
+from service_world import DESK, EMPLOYEE, MASTER_KEY
 from terminal_world import (
     CITIZEN_ID,
-    OPERATOR,
     PIN,
     Screen,
     World,
     charges_document,
+    desk_program,
     make_desk,
     running_world,
     write_charges,
@@ -34,7 +33,6 @@ from terminal_world import (
 
 from cardio.limits import APDU_EXCHANGE_TIMEOUT_MS
 from cardio.pcsc import PcscCardReader
-from settlement.server import pki
 from settlement.storage.engine import make_engines, sqlite_url
 from settlement.storage.migrate import upgrade
 from settlement.terminal.charges import parse_charges
@@ -64,32 +62,7 @@ def card_options() -> dict[str, object]:
 
 
 def terminal_command(world: World, journal: Path, *options: str) -> list[str]:
-    assert world.pki_dir is not None
-    cert, key = pki.terminal_paths(world.pki_dir, HOSPITAL, DESK.terminal_id)
-    return [
-        sys.executable,
-        "-m",
-        "settlement.cli",
-        "terminal",
-        "--target",
-        world.target,
-        "--ca",
-        str(world.pki_dir / pki.CA_CERT),
-        "--cert",
-        str(cert),
-        "--key",
-        str(key),
-        "--operator",
-        OPERATOR,
-        "--journal",
-        str(journal),
-        "--yes",
-        "--pin-from-env",
-        PIN_VARIABLE,
-        "--card-timeout",
-        "10",
-        *options,
-    ]
+    return desk_program(world, journal, *options, pin_variable=PIN_VARIABLE)
 
 
 def environment() -> dict[str, str]:
