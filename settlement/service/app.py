@@ -15,7 +15,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cardio.card_crypto import IssuerKeySource
 from settlement import limits
@@ -170,13 +169,9 @@ class SettlementApp:
                 raise PersonNotFound(
                     f"no insured person {shown(person_number)}", metadata={"person_number": shown(person_number)}
                 )
-            card: Mapping[str, Any] | None = None
-            if card_number:
-                card = repo.card(card_number)
-                if card is not None and card["person_number"] == person_number:
-                    card = dict(card)
-                else:
-                    check_card(repo, card_number, person_number)  # raises the precise refusal
+            card = repo.card(card_number) if card_number else None
+            if card_number and (card is None or card["person_number"] != person_number):
+                check_card(repo, card_number, person_number)  # raises the precise refusal
             year = business_date(self.context.clock.now_us()).year
             state = repo.account_state(person_number, year)
         if state is None:

@@ -8,7 +8,7 @@ lines again in the same transaction. Must never commit: the writer does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from settlement.domain import AccountState, ChargeLine, InsuredType, Quantity, Ratio, UnitPrice, VisitType, split
@@ -54,7 +54,10 @@ def cancel(repo: Repository, context: ServiceContext, command: CancelCommand) ->
         check_caller(repo, caller)
         original = _reversible(repo, caller, _target_id(repo, command))
         check_day_open(repo, caller.hospital_id, now_us)
-    cancellation_id, _ = _write_cancellation(repo, original, caller, command.request_id, now_us)
+    lines = repo.settlement_lines(str(original["settlement_id"]))
+    cancellation_id, _ = _write_cancellation(
+        repo, original, lines=lines, caller=caller, request_id=command.request_id, now_us=now_us
+    )
     _record(
         repo,
         caller=caller,
@@ -95,7 +98,9 @@ def refund(repo: Repository, context: ServiceContext, command: RefundCommand) ->
                 )
         # Decided before anything is written: a handler never refuses after its first write.
         policy = _original_policy(repo, context, original)
-    cancellation_id, restored = _write_cancellation(repo, original, caller, command.request_id, now_us)
+    cancellation_id, restored = _write_cancellation(
+        repo, original, lines=lines, caller=caller, request_id=command.request_id, now_us=now_us
+    )
     refunded = set(command.hospital_line_ids)
     remaining = [line for line in lines if str(line["line_id"]) not in refunded]
     recorded_id = cancellation_id
@@ -177,7 +182,13 @@ def _reversible(repo: Repository, caller: Caller, settlement_id: str) -> Mapping
 
 
 def _write_cancellation(
-    repo: Repository, original: Mapping[str, Any], caller: Caller, request_id: str, now_us: int
+    repo: Repository,
+    original: Mapping[str, Any],
+    *,
+    lines: Sequence[Mapping[str, Any]],
+    caller: Caller,
+    request_id: str,
+    now_us: int,
 ) -> tuple[str, AccountState]:
     person, year = str(original["person_number"]), int(original["accumulator_year"])
     before = repo.account_state(person, year) or AccountState()
@@ -195,7 +206,7 @@ def _write_cancellation(
             "business_date": business_date(now_us),
         },
     )
-    write_entry(repo, row, negated_lines(repo.settlement_lines(str(original["settlement_id"])), cancellation_id), after)
+    write_entry(repo, row, negated_lines(lines, cancellation_id), after)
     repo.audit(
         at_us=now_us,
         actor=caller.actor,
