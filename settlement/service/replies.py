@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from settlement.errors import (
     NotFound,
@@ -59,10 +59,21 @@ def earlier_outcome(repo: Repository, caller: Caller, request_id: str, request_h
     return found
 
 
+class IdempotentCommand(Protocol):
+    """A mutating command: who asks, under which idempotency key, and the hash of what it asks."""
+
+    @property
+    def caller(self) -> Caller: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+    @property
+    def request_hash(self) -> str: ...
+
+
 @contextmanager
-def refusals_recorded(
-    repo: Repository, *, caller: Caller, request_id: str, request_hash: str, operation: str, now_us: int
-) -> Iterator[None]:
+def refusals_recorded(repo: Repository, command: IdempotentCommand, operation: str, now_us: int) -> Iterator[None]:
     """Around a handler's checks: a state refusal raised inside is stored with the request, then re-raised.
 
     Invalid input is not caught: it is refused before any state is read and records nothing.
@@ -72,9 +83,9 @@ def refusals_recorded(
     except STATE_REFUSALS as refusal:
         record_refusal(
             repo,
-            caller=caller,
-            request_id=request_id,
-            request_hash=request_hash,
+            caller=command.caller,
+            request_id=command.request_id,
+            request_hash=command.request_hash,
             operation=operation,
             refusal=refusal,
             now_us=now_us,

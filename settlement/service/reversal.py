@@ -43,14 +43,7 @@ def cancel(repo: Repository, context: ServiceContext, command: CancelCommand) ->
     if earlier is not None:
         return cancel_reply(repo, str(earlier["settlement_id"]))
     now_us = context.clock.now_us()
-    with refusals_recorded(
-        repo,
-        caller=caller,
-        request_id=command.request_id,
-        request_hash=command.request_hash,
-        operation="cancel",
-        now_us=now_us,
-    ):
+    with refusals_recorded(repo, command, "cancel", now_us):
         check_caller(repo, caller)
         original = _reversible(repo, caller, _target_id(repo, command))
         check_day_open(repo, caller.hospital_id, now_us)
@@ -77,14 +70,7 @@ def refund(repo: Repository, context: ServiceContext, command: RefundCommand) ->
         return refund_reply(repo, str(earlier["settlement_id"]))
     _check_line_ids(command.hospital_line_ids)
     now_us = context.clock.now_us()
-    with refusals_recorded(
-        repo,
-        caller=caller,
-        request_id=command.request_id,
-        request_hash=command.request_hash,
-        operation="refund",
-        now_us=now_us,
-    ):
+    with refusals_recorded(repo, command, "refund", now_us):
         check_caller(repo, caller)
         original = _reversible(repo, caller, command.settlement_id)
         check_day_open(repo, caller.hospital_id, now_us)

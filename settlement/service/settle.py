@@ -153,14 +153,7 @@ def settle(repo: Repository, context: ServiceContext, command: SettleCommand) ->
     if earlier is not None:
         return load_view(repo, str(earlier["settlement_id"]), as_written=True)
     now_us = context.clock.now_us()
-    with refusals_recorded(
-        repo,
-        caller=caller,
-        request_id=command.request_id,
-        request_hash=command.request_hash,
-        operation="settle",
-        now_us=now_us,
-    ):
+    with refusals_recorded(repo, command, "settle", now_us):
         visit, card = _checked(repo, context, command, now_us)
     settlement_id = new_entry_id("S", now_us)
     row = settlement_row(
