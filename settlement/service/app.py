@@ -32,7 +32,7 @@ from settlement.service.views import AccountView, QuoteView, SettlementView, set
 from settlement.service.writer import CommitObserver, Writer
 from settlement.storage.engine import Engines, make_engines
 from settlement.storage.migrate import require_current
-from settlement.storage.repository import Repository
+from settlement.storage.repository import Repository, WriteKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,30 +72,29 @@ class SettlementApp:
     def quote(self, command: QuoteCommand, *, deadline: float | None = None) -> QuoteView:
         return self.writer.run(
             lambda repo: settling.quote(repo, self.context, command),
-            persons=(command.charge.person_number,),
+            keys=settling.write_keys(command.caller, command.charge),
             deadline=deadline,
         )
 
     def settle(self, command: SettleCommand, *, deadline: float | None = None) -> SettlementView:
         return self.writer.run(
             lambda repo: settling.settle(repo, self.context, command),
-            persons=(command.charge.person_number,),
+            keys=settling.write_keys(command.caller, command.charge, command.request_id, command.card_proof),
             deadline=deadline,
-            request_key=(command.caller.hospital_id, command.request_id),
         )
 
     def cancel(self, command: CancelCommand, *, deadline: float | None = None) -> CancelResult:
         return self.writer.run(
             lambda repo: reversal.cancel(repo, self.context, command),
+            keys=WriteKeys(request=(command.caller.hospital_id, command.request_id)),
             deadline=deadline,
-            request_key=(command.caller.hospital_id, command.request_id),
         )
 
     def refund(self, command: RefundCommand, *, deadline: float | None = None) -> RefundResult:
         return self.writer.run(
             lambda repo: reversal.refund(repo, self.context, command),
+            keys=WriteKeys(request=(command.caller.hospital_id, command.request_id)),
             deadline=deadline,
-            request_key=(command.caller.hospital_id, command.request_id),
         )
 
     # --- reads ---------------------------------------------------------------------------------

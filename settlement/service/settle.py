@@ -30,13 +30,13 @@ from settlement.errors import (
 from settlement.identity import last4, mask, shown
 from settlement.service.card_proof import check_card_proof
 from settlement.service.clock import MICROSECONDS_PER_SECOND, business_date, new_entry_id
-from settlement.service.commands import Caller, ChargeRequest, QuoteCommand, SettleCommand
+from settlement.service.commands import Caller, CardProof, ChargeRequest, QuoteCommand, SettleCommand
 from settlement.service.context import ServiceContext
 from settlement.service.entries import CLEARING_TYPES, line_rows, split_columns, write_entry
 from settlement.service.policy_book import AppliedPolicy, priced_lines
 from settlement.service.replies import earlier_outcome, load_view, refusals_recorded
 from settlement.service.views import QuoteView, SettlementView, quoted_split, settlement_view
-from settlement.storage.repository import Repository
+from settlement.storage.repository import Repository, WriteKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,19 @@ class Visit:
     lines: tuple[ChargeLine, ...]
     before: AccountState
     result: SplitResult
+
+
+def write_keys(
+    caller: Caller, charge: ChargeRequest, request_id: str = "", proof: CardProof | None = None
+) -> WriteKeys:
+    """What pricing a visit reads, so the writer fetches it for a whole batch at once."""
+    card = proof.card_number if proof is not None and not charge.card_number else charge.card_number
+    return WriteKeys(
+        persons=(charge.person_number,),
+        request=(caller.hospital_id, request_id) if request_id else None,
+        caller=(caller.hospital_id, caller.terminal_id),
+        visit=(charge.person_number, charge.visit_date.year, card),
+    )
 
 
 def check_caller(repo: Repository, caller: Caller) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
@@ -81,7 +94,7 @@ def check_day_open(repo: Repository, hospital_id: str, now_us: int) -> None:
 def price_visit(repo: Repository, context: ServiceContext, caller: Caller, charge: ChargeRequest) -> Visit:
     """Every state check a quote and a settle share, and the split against the stored accounts."""
     hospital, terminal = check_caller(repo, caller)
-    repo.prefetch_visit(charge.person_number, charge.visit_date.year, charge.card_number)
+    repo.prefetch_visits([(charge.person_number, charge.visit_date.year, charge.card_number)])
     person = repo.person(charge.person_number)
     if person is None:
         raise PersonNotFound(

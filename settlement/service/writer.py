@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from settlement import limits
 from settlement.errors import DeadlineTooShort, InvariantViolated, SettlementError, Unavailable
 from settlement.storage.engine import Engines
-from settlement.storage.repository import Repository
+from settlement.storage.repository import Repository, WriteKeys
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -35,13 +35,13 @@ CommitObserver = Callable[[int, float], None]  # (jobs in the batch, seconds the
 @dataclass(eq=False)
 class _Job:
     work: Callable[[Repository], Any]
-    persons: tuple[str, ...]
+    keys: WriteKeys  # what it will read: fetched for the whole batch at once
     deadline: float | None  # time.monotonic() value
-    request_key: tuple[str, str] | None = None  # (hospital, request id): looked up for the whole batch at once
     future: Future[Any] = field(default_factory=Future)
 
 
 _STOP = object()
+NO_KEYS = WriteKeys()
 _MIN_COMMIT_BUDGET_SECONDS = limits.MIN_COMMIT_BUDGET_MS / 1000
 
 
@@ -84,15 +84,14 @@ class Writer:
         self,
         work: Callable[[Repository], Result],
         *,
-        persons: Iterable[str] = (),
+        keys: WriteKeys = NO_KEYS,
         deadline: float | None = None,
-        request_key: tuple[str, str] | None = None,
     ) -> Future[Result]:
         if self._stopping:
             raise Unavailable("the engine is shutting down; retry with the same request_id")
         if deadline is not None and deadline - time.monotonic() < _MIN_COMMIT_BUDGET_SECONDS:
             raise _too_late()
-        job = _Job(work, tuple(persons), deadline, request_key)
+        job = _Job(work, keys, deadline)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -106,12 +105,11 @@ class Writer:
         self,
         work: Callable[[Repository], Result],
         *,
-        persons: Iterable[str] = (),
+        keys: WriteKeys = NO_KEYS,
         deadline: float | None = None,
-        request_key: tuple[str, str] | None = None,
     ) -> Result:
         """Submit and wait for the commit. The caller's deadline bounds the wait."""
-        future = self.submit(work, persons=persons, deadline=deadline, request_key=request_key)
+        future = self.submit(work, keys=keys, deadline=deadline)
         if deadline is None:
             return future.result()
         try:
@@ -177,8 +175,7 @@ class Writer:
         try:
             with self._engines.writer.begin() as connection:
                 repo = Repository(connection)
-                repo.lock_for_writing(p for job in batch for p in job.persons)
-                repo.prefetch_requests(job.request_key for job in batch if job.request_key is not None)
+                repo.prepare([job.keys for job in batch])
                 for job in batch:
                     try:
                         outcomes.append((job, True, job.work(repo)))
