@@ -52,6 +52,12 @@ _DAY_CLOSED = select(t.closed_days.c.hospital_id).where(
 _REQUEST = select(t.requests).where(
     and_(t.requests.c.hospital_id == bindparam("hospital"), t.requests.c.request_id == bindparam("request"))
 )
+_REQUESTS = select(t.requests).where(
+    and_(
+        t.requests.c.hospital_id == bindparam("hospital"),
+        t.requests.c.request_id.in_(bindparam("requests", expanding=True)),
+    )
+)
 _AUDIT_LOCK_KEY = 7_204_202_611  # pg_advisory_xact_lock key: one ledger writer at a time across processes
 
 
@@ -415,12 +421,7 @@ class Repository:
         for hospital_id, request_ids in by_hospital.items():
             # Equality on the key's first column and IN on the second: both stores search the primary key
             # (a row-value IN makes SQLite scan the whole table).
-            found = self.connection.execute(
-                select(t.requests).where(
-                    and_(t.requests.c.hospital_id == hospital_id, t.requests.c.request_id.in_(request_ids))
-                )
-            )
-            for row in found:
+            for row in self.connection.execute(_REQUESTS, {"hospital": hospital_id, "requests": request_ids}):
                 self._known_requests[(row.hospital_id, row.request_id)] = dict(row._mapping)
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
