@@ -389,7 +389,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_file: Path | None = None
     database_url: str = ""
-    metrics_url: str = ""
+    metrics_urls: tuple[str, ...] = ()  # one per server process
     description: str = ""
 
 
@@ -443,12 +443,14 @@ def own_server(args: argparse.Namespace, folder: Path) -> Iterator[Server]:
             [sys.executable, "-m", "settlement.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
-        port, metrics_port = _wait_for_server(process, log_file)
+        server_processes = int(env.get("SETTLEMENT_PROCESSES", str(limits.SERVER_PROCESSES)))
+        port, metrics_ports = _wait_for_server(process, log_file, server_processes)
         workers = env.get("SETTLEMENT_WORKER_THREADS", str(limits.SERVER_WORKER_THREADS))
         yield Server(
             f"127.0.0.1:{port}", pki / "ca.crt", terminals, process, log_file, database_url,
-            f"http://127.0.0.1:{metrics_port}/metrics",
-            f"own server: settlement serve, mTLS, {args.store}, {workers} worker threads",
+            tuple(f"http://127.0.0.1:{metrics_port}/metrics" for metrics_port in metrics_ports),
+            f"own server: settlement serve, mTLS, {args.store}, {server_processes} process(es) "
+            f"of {workers} worker threads",
         )
     finally:
         _stop(process)
@@ -468,13 +470,14 @@ def running_server(args: argparse.Namespace) -> Server:
     return Server(args.target, args.pki / "ca.crt", terminals, description=f"running server at {args.target}")
 
 
-def _wait_for_server(process: subprocess.Popen[bytes], log_file: Path) -> tuple[int, int]:
+def _wait_for_server(process: subprocess.Popen[bytes], log_file: Path, processes: int) -> tuple[int, list[int]]:
+    """The port and each server process's metrics port, once every process said SERVING."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         text = log_file.read_text(encoding="utf-8", errors="replace")
-        found = re.search(r"listening on 127\.0\.0\.1:(\d+) .* metrics 127\.0\.0\.1:(\d+)", text)
-        if found and "health SERVING" in text:
-            return int(found[1]), int(found[2])
+        found = re.findall(r"listening on 127\.0\.0\.1:(\d+) .* metrics 127\.0\.0\.1:(\d+)", text)
+        if len(found) >= processes and text.count("health SERVING") >= processes:
+            return int(found[0][0]), [int(metrics) for _, metrics in found]
         if process.poll() is not None:
             raise RuntimeError(f"settlement serve exited with {process.returncode}:\n{text[-2000:]}")
         time.sleep(0.1)
@@ -549,16 +552,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def commit_counters(metrics_url: str) -> tuple[float, float]:
-    """(commits, writes committed) so far, from the server's Prometheus endpoint (its group-commit writer
-    carries settles, cancels and quotes)."""
-    if not metrics_url:
-        return 0.0, 0.0
-    with urllib.request.urlopen(metrics_url, timeout=5) as answer:
-        text = answer.read().decode()
-    count = re.search(r"^settlement_db_commit_batch_size_count (\S+)$", text, re.MULTILINE)
-    total = re.search(r"^settlement_db_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
-    return (float(count[1]) if count else 0.0), (float(total[1]) if total else 0.0)
+def child_processes(pid: int) -> list[int]:
+    """The server processes ``settlement serve`` started ([limits].processes > 1), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
+def commit_counters(metrics_urls: tuple[str, ...]) -> tuple[float, float]:
+    """(commits, writes committed) so far, summed over the server processes' Prometheus endpoints (each
+    process's group-commit writer carries its settles, cancels and quotes)."""
+    commits = writes = 0.0
+    for url in metrics_urls:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read().decode()
+        count = re.search(r"^settlement_db_commit_batch_size_count (\S+)$", text, re.MULTILINE)
+        total = re.search(r"^settlement_db_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
+        commits += float(count[1]) if count else 0.0
+        writes += float(total[1]) if total else 0.0
+    return commits, writes
 
 
 def run_load(args: argparse.Namespace, server: Server) -> dict[str, Any]:
@@ -606,7 +617,7 @@ def _measure_cpu(
     server's commits in the mix window (sampled at the phase boundaries)."""
     pids = {"client": [process.pid for process in processes]}
     if server.process is not None:  # a running server's CPU is not ours to read
-        pids["server"] = [server.process.pid]
+        pids["server"] = [server.process.pid, *child_processes(server.process.pid)]
 
     def sample() -> dict[str, float]:
         return {who: sum(cpu_seconds(pid) for pid in found) for who, found in pids.items()}
@@ -615,9 +626,9 @@ def _measure_cpu(
     time.sleep(max(0.0, baseline_start - time.monotonic()))
     before_baseline = sample()
     time.sleep(max(0.0, mix_start - time.monotonic()))
-    before_mix, commits_before = sample(), commit_counters(server.metrics_url)
+    before_mix, commits_before = sample(), commit_counters(server.metrics_urls)
     time.sleep(max(0.0, mix_start + args.seconds - time.monotonic()))
-    after_mix, commits_after = sample(), commit_counters(server.metrics_url)
+    after_mix, commits_after = sample(), commit_counters(server.metrics_urls)
     figures = {
         f"{who}_cores_{phase}": (end[who] - begin[who]) / seconds
         for phase, begin, end, seconds in (

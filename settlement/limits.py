@@ -49,6 +49,7 @@ MAX_HOSPITAL_LINE_ID_CHARS = 64
 MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024  # the largest legal request (500 lines) is ~100 KB; 5 MB is refused
 MAX_SEND_MESSAGE_BYTES = 16 * 1024 * 1024  # a FULL ListSettlements page; larger needs a smaller page_size
 MAX_CONCURRENT_RPCS = 256  # calls admitted at once, running or waiting for a worker; beyond: RESOURCE_EXHAUSTED
+SERVER_PROCESSES = 1  # server processes sharing the port (SO_REUSEPORT), each with its own GIL and writer
 SERVER_WORKER_THREADS = 16  # RPC worker threads; more calls in flight share each group commit (16 beat 8 and 32)
 KEEPALIVE_TIME_MS = 60_000  # the server pings an idle connection this often to find dead terminals
 KEEPALIVE_TIMEOUT_MS = 20_000  # and drops the connection when the ping is not answered within this

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from settlement.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from settlement.server.config import ServerConfig
 
 ISSUER_KEY_ENV = "SETTLEMENT_ISSUER_KEYS"  # "reference=hexkey,reference=hexkey"
 _log = logging.getLogger("settlement.serve")
@@ -31,6 +36,25 @@ def issuer_key_sources(text: str) -> dict[str, object]:
     return sources
 
 
+def _serve_in_processes(config: ServerConfig, args: argparse.Namespace) -> int:
+    """Check the database once, then leave the serving to ``[limits].processes`` children."""
+    from settlement.errors import DatabaseNotMigrated
+    from settlement.server.processes import run_processes
+    from settlement.storage.engine import make_engines
+    from settlement.storage.migrate import require_current
+
+    engines = make_engines(config.database_url)
+    try:
+        require_current(engines.writer)
+    except DatabaseNotMigrated as error:
+        print(f"settlement serve: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engines.dispose()
+    command = ["-m", "settlement.cli", "serve", *(["--config", str(args.config)] if args.config else [])]
+    return run_processes(config, command, os.environ)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from settlement.api.gen.clinic.settlement.v1.settlement_service_pb2_grpc import (
         add_SettlementServiceServicer_to_server,
@@ -39,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     from settlement.policy_files import PolicyFileError
     from settlement.server.config import ConfigError, load_config
     from settlement.server.metrics import ServerMetrics
+    from settlement.server.processes import SHARED_PORT_ENV
     from settlement.server.runtime import ServerStartError, configure_logging, run_server
     from settlement.server.servicer import SettlementServicer
     from settlement.service.app import SettlementApp
@@ -56,6 +81,10 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, PolicyFileError, ValueError) as error:
         print(f"settlement serve: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if os.environ.get(SHARED_PORT_ENV) == "1":
+        config = dataclasses.replace(config, share_port=True)
+    elif config.limits.processes > 1:
+        return _serve_in_processes(config, args)
     engines = make_engines(config.database_url)
     metrics = ServerMetrics.create()
     try:

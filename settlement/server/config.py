@@ -33,6 +33,7 @@ class ServerLimits:
     max_receive_message_bytes: int = limits.MAX_RECEIVE_MESSAGE_BYTES
     max_send_message_bytes: int = limits.MAX_SEND_MESSAGE_BYTES
     max_concurrent_rpcs: int = limits.MAX_CONCURRENT_RPCS
+    processes: int = limits.SERVER_PROCESSES
     worker_threads: int = limits.SERVER_WORKER_THREADS
     keepalive_time_ms: int = limits.KEEPALIVE_TIME_MS
     keepalive_timeout_ms: int = limits.KEEPALIVE_TIMEOUT_MS
@@ -64,6 +65,7 @@ class ServerConfig:
     metrics_listen: str  # "" turns the Prometheus endpoint off
     limits: ServerLimits
     source: str  # the file it came from, for messages
+    share_port: bool = False  # one of several processes on the port (set by the supervisor, not a file key)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class ServerStartError(Exception):
     """The server could not start (address in use, unreadable TLS files)."""
 
 
-def server_options(limits: ServerLimits) -> list[tuple[str, int]]:
+def server_options(limits: ServerLimits, *, share_port: bool = False) -> list[tuple[str, int]]:
     return [
         # A request larger than the largest legal one is refused with RESOURCE_EXHAUSTED before parsing.
         ("grpc.max_receive_message_length", limits.max_receive_message_bytes),
@@ -56,8 +56,9 @@ def server_options(limits: ServerLimits) -> list[tuple[str, int]]:
         # max_ping_strikes it gets GOAWAY (ENHANCE_YOUR_CALM), so no client can flood us with pings.
         ("grpc.http2.min_ping_interval_without_data_ms", limits.min_client_ping_interval_ms),
         ("grpc.http2.max_ping_strikes", limits.max_ping_strikes),
-        # One server per port: a second process on the same port must fail to start, not share it quietly.
-        ("grpc.so_reuseport", 0),
+        # One server per port: a second process on the same port must fail to start, not share it quietly;
+        # except the processes one ``settlement serve`` started to share it ([limits].processes).
+        ("grpc.so_reuseport", 1 if share_port else 0),
     ]
 
 
@@ -115,7 +116,7 @@ def build_server(
         executor,
         # Outermost first: the status interceptor maps what the observing one saw and let through.
         interceptors=[StatusInterceptor(), ObservingInterceptor(metrics, dev_mode=config.dev_mode)],
-        options=server_options(limits),
+        options=server_options(limits, share_port=config.share_port),
         # Admitted calls (running or queued for a worker) are bounded; beyond: RESOURCE_EXHAUSTED at once.
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
@@ -301,7 +302,7 @@ class MaskingFormatter(logging.Formatter):
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """Log to stderr as ``time level logger message`` lines through the masking formatter."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

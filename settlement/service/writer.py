@@ -173,7 +173,7 @@ class Writer:
         started = time.perf_counter()
         outcomes: list[tuple[_Job, bool, Any]] = []
         try:
-            with self._engines.writer.begin() as connection:
+            with self._engines.write_turn(), self._engines.writer.begin() as connection:
                 repo = Repository(connection)
                 repo.prepare([job.keys for job in batch])
                 for job in batch:

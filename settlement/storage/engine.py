@@ -7,11 +7,15 @@ connection made elsewhere would lack these settings.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 
 from settlement import limits
 
@@ -23,10 +27,30 @@ class Engines:
     writer: Engine
     reader: Engine
     url: str
+    write_lock_file: Path | None = None  # SQLite file databases: writers of all processes queue on it
 
     @property
     def is_sqlite(self) -> bool:
         return self.writer.dialect.name == "sqlite"
+
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """Wait for this process's turn to write, across the server processes sharing a database.
+
+        SQLite makes a second writer sleep and poll (its busy timeout): with two server processes that
+        measured p99 over a second. An exclusive ``flock`` beside the database file queues them instead,
+        and the kernel wakes the next writer the moment the lock is free. On PostgreSQL the writer's
+        advisory lock already queues them this way.
+        """
+        if self.write_lock_file is None:
+            yield
+            return
+        descriptor = os.open(self.write_lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
 
     def dispose(self) -> None:
         self.writer.dispose()
@@ -47,11 +71,19 @@ def normalise_url(url: str) -> str:
 def make_engines(url: str) -> Engines:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        return Engines(_sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False), url)
+        writer, reader = _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
+        return Engines(writer, reader, url, _write_lock_file(url))
     # Pool sizes: the writer thread holds one connection; readers serve the RPC worker threads.
     writer = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True, isolation_level="READ COMMITTED")
     reader = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, isolation_level="READ COMMITTED")
     return Engines(writer, reader, url)
+
+
+def _write_lock_file(url: str) -> Path | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(f"{database}-write.lock")
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -209,12 +210,14 @@ def server_log(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "two processes sharing the port"])
 def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
-    database_url: str, tmp_path: Path, server_log: Path
+    database_url: str, tmp_path: Path, server_log: Path, processes: int
 ) -> None:
     prepared_with_the_cli(database_url, tmp_path)
     port = free_port()
     files = server_files(tmp_path, database_url, port)
+    files.environment["SETTLEMENT_PROCESSES"] = str(processes)
     visit_date = dt.datetime.now(CHINA_STANDARD_TIME).date().isoformat()
     patients = demo_patients()[:TERMINALS]
     assert len(patients) == TERMINALS
@@ -253,7 +256,9 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
 
     logged = server_log.read_text(encoding="utf-8")
     assert exit_code == 0, logged[-3000:]
-    assert "received SIGTERM" in logged
+    assert logged.count("received SIGTERM") == (1 if processes == 1 else 1 + processes)  # the supervisor too
+    answering = set(re.findall(r"settlement\.rpc\[(\d+)\] rpc method=\S+/Settle outcome=OK", logged))
+    assert len(answering) == processes, "each server process answered settles"
     sigterm_at = load.sigterm_sent_at
     assert sigterm_at is not None
     assert any(at > sigterm_at for _, at in load.acknowledged), "no settle was answered while draining"
