@@ -55,7 +55,7 @@ for _ in $(seq 300); do
     fi
     sleep 0.1
 done
-sed -n 's/^.* INFO settlement.server.runtime \(settlement server listening on .*\)$/   \1/p' "$log"
+sed -n 's/^.* INFO settlement\.server\.runtime\[[0-9]*\] \(settlement server listening on .*\)$/   \1/p' "$log"
 
 if ! $settlement demo --target "$target" --pki "$pki"; then
     echo "== the morning failed; the server log ends:"; tail -n 20 "$log"; exit 1
@@ -84,4 +84,4 @@ echo "== stop the server (SIGTERM: it drains in-flight calls, then exits)"
 kill -TERM $server
 wait $server
 trap - EXIT
-sed -n 's/^.* INFO settlement.server.runtime /   /p' "$log" | tail -n 4
+sed -n 's/^.* INFO settlement\.server\.runtime\[[0-9]*\] /   /p' "$log" | tail -n 4
