@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from settlement import limits
 from settlement.cli import EXIT_FAILED, EXIT_OK
 from settlement.commands._options import add_database_option, run_job
 
@@ -25,6 +26,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check = actions.add_parser("check", help="verify balances, postings, settlements and the audit chain")
     add_database_option(check)
     check.set_defaults(run=_check)
+    purge = actions.add_parser(
+        "purge-expired",
+        help="delete idempotency records past their retention window and quotes a day past expiry (audited)",
+    )
+    purge.add_argument(
+        "--retention-days",
+        type=int,
+        default=limits.REQUEST_RETENTION_DAYS,
+        help="keep request records this long; never less than the default (%(default)s, the API's promise)",
+    )
+    add_database_option(purge)
+    purge.set_defaults(run=_purge)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -45,3 +58,21 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     return run_job(PROG, args, job)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from settlement.commands._options import cli_actor
+    from settlement.service.clock import SystemClock
+    from settlement.service.purge import purge_expired
+
+    prog = "settlement ledger purge-expired"
+
+    def job(engines: Engines) -> int:
+        done = purge_expired(engines, retention_days=args.retention_days, actor=cli_actor(), clock=SystemClock())
+        print(
+            f"{prog}: {done.requests} request record(s) older than {args.retention_days} days and "
+            f"{done.quotes} expired quote(s) deleted; settlements, postings and the audit log are kept"
+        )
+        return EXIT_OK
+
+    return run_job(prog, args, job)
