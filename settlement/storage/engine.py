@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,12 +72,24 @@ def normalise_url(url: str) -> str:
 def make_engines(url: str) -> Engines:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        _check_sqlite_version()
         writer, reader = _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False)
         return Engines(writer, reader, url, _write_lock_file(url))
     # Pool sizes: the writer thread holds one connection; readers serve the RPC worker threads.
     writer = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True, isolation_level="READ COMMITTED")
     reader = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, isolation_level="READ COMMITTED")
     return Engines(writer, reader, url)
+
+
+MIN_SQLITE_VERSION = (3, 33, 0)  # UPDATE ... FROM (the writer's batch updates); upserts need 3.24
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+        wanted = ".".join(map(str, MIN_SQLITE_VERSION))
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: the engine needs {wanted} or newer (Debian 12 ships 3.40)"
+        )
 
 
 def _write_lock_file(url: str) -> Path | None:

@@ -116,6 +116,8 @@ class _RowsPlan:
         return _RowsPlan(head, tail, columns, _RowsPlan.placeholder_for(dialect, len(columns)), frozenset())
 
     def execute(self, connection: Connection, rows: Sequence[Row]) -> None:
+        if not rows:  # an executemany of no rows would run the statement once, without parameters
+            return
         if connection.dialect.name != "sqlite":
             # psycopg pipelines an executemany; one long VALUES list measured 20 % slower there.
             one_row = self.head + self.placeholder + self.tail

@@ -187,6 +187,21 @@ def test_refunding_some_lines_cancels_and_settles_the_rest_in_one_step(app: Sett
     assert ledger_sums_to_zero(engines)
 
 
+def test_refunding_a_free_line_writes_a_replacement_whose_ledger_moves_net_to_nothing(
+    app: SettlementApp, engines: Engines
+) -> None:
+    a, b = item_codes(EMPLOYEE.region, Category.A)[:2]
+    settled = app.settle(settle_command(request=charge(EMPLOYEE, lines=((a, "1", "20.00"), (b, "1", "0.00")))))
+    result = app.refund(RefundCommand(DESK, "8b0e7c8e-52a4-4c59-9a3c-6f2b7f1d2a01", settled.settlement_id, ("L2",)))
+    assert result.replacement is not None
+    assert result.replacement.split.total_fen == settled.split.total_fen
+    assert balances(app, EMPLOYEE.number) == (
+        settled.split.current_year_after_fen,
+        settled.split.historical_after_fen,
+    )
+    assert ledger_sums_to_zero(engines)
+
+
 def test_refunding_a_line_the_settlement_does_not_have_is_refused(app: SettlementApp) -> None:
     settled = app.settle(settle_command())
     with pytest.raises(errors.LineNotInSettlement) as refused:
