@@ -39,7 +39,8 @@ def issuer_key_sources(text: str) -> dict[str, object]:
 def _serve_in_processes(config: ServerConfig, args: argparse.Namespace) -> int:
     """Check the database once, then leave the serving to ``[limits].processes`` children."""
     from settlement.errors import DatabaseNotMigrated
-    from settlement.server.processes import run_processes
+    from settlement.server.processes import run_processes, settings_fingerprint
+    from settlement.server.runtime import ServerStartError
     from settlement.storage.engine import make_engines
     from settlement.storage.migrate import require_current
 
@@ -52,7 +53,16 @@ def _serve_in_processes(config: ServerConfig, args: argparse.Namespace) -> int:
     finally:
         engines.dispose()
     command = ["-m", "settlement.cli", "serve", *(["--config", str(args.config)] if args.config else [])]
-    return run_processes(config, command, os.environ)
+    try:
+        return run_processes(
+            config,
+            command,
+            os.environ,
+            fingerprint=lambda: settings_fingerprint(args.config, config.policies_dir, os.environ),
+        )
+    except ServerStartError as error:
+        print(f"settlement serve: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _serve(args: argparse.Namespace) -> int:
