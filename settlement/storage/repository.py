@@ -11,6 +11,8 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, insert, select, text, update
@@ -113,27 +115,32 @@ class _RowsPlan:
         head = f"UPDATE {quote(table.name)} SET {sets} FROM (VALUES "  # noqa: S608 - names from our own metadata
         tail = f") AS v WHERE {quote(table.name)}.{quote(key)} = v.column1"
         columns = (key, *assignments)
+        if not assignments:
+            raise ValueError("an update plan assigns at least one column")
         return _RowsPlan(head, tail, columns, _RowsPlan.placeholder_for(dialect, len(columns)), frozenset())
 
     def execute(self, connection: Connection, rows: Sequence[Row]) -> None:
         if not rows:  # an executemany of no rows would run the statement once, without parameters
             return
+        values_of = itemgetter(*self.columns)  # a tuple: every plan has at least two columns
         if connection.dialect.name != "sqlite":
             # psycopg pipelines an executemany; one long VALUES list measured 20 % slower there.
             one_row = self.head + self.placeholder + self.tail
-            connection.exec_driver_sql(one_row, [tuple(row[name] for name in self.columns) for row in rows])
+            connection.exec_driver_sql(one_row, [values_of(row) for row in rows])
             return
-        per_statement = max(1, MAX_PARAMETERS_PER_STATEMENT // len(self.columns))
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            parameters: list[Any] = []
-            for row in chunk:
-                values = row
-                if self.dates_as_text:
-                    values = {**row, **{n: row[n].isoformat() for n in self.dates_as_text if row[n] is not None}}
-                parameters.extend(values[name] for name in self.columns)
-            sql = self.head + ", ".join([self.placeholder] * len(chunk)) + self.tail
-            connection.exec_driver_sql(sql, tuple(parameters))
+        if self.dates_as_text:
+            dates = self.dates_as_text
+            rows = [{**row, **{n: row[n].isoformat() for n in dates if row[n] is not None}} for row in rows]
+        # The driver's own cursor: SQLAlchemy adds nothing to a finished statement but its bookkeeping.
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            per_statement = max(1, MAX_PARAMETERS_PER_STATEMENT // len(self.columns))
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                parameters = list(chain.from_iterable(map(values_of, chunk)))
+                cursor.execute(self.head + ", ".join([self.placeholder] * len(chunk)) + self.tail, parameters)
+        finally:
+            cursor.close()
 
 
 _PLANS: dict[tuple[str, str], _RowsPlan] = {}
