@@ -60,6 +60,7 @@ _REQUESTS = select(t.requests).where(
         t.requests.c.request_id.in_(bindparam("requests", expanding=True)),
     )
 )
+_AUDIT_HEAD = select(t.audit_log.c.sequence, t.audit_log.c.row_hash).order_by(t.audit_log.c.sequence.desc()).limit(1)
 _AUDIT_LOCK_KEY = 7_204_202_611  # pg_advisory_xact_lock key: one ledger writer at a time across processes
 
 
@@ -634,9 +635,7 @@ class Repository:
         self._audit_head = (sequence + 1, row_hash)
 
     def _load_audit_head(self) -> tuple[int, str]:
-        row = self._one(
-            select(t.audit_log.c.sequence, t.audit_log.c.row_hash).order_by(t.audit_log.c.sequence.desc()).limit(1)
-        )
+        row = self._one(_AUDIT_HEAD)
         return (0, GENESIS_HASH) if row is None else (int(row["sequence"]), str(row["row_hash"]))
 
     # --- flush ---------------------------------------------------------------------------------
