@@ -10,6 +10,7 @@ Owns: the options of these status changes and what they print. Must never hold t
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from settlement.cli import EXIT_OK
@@ -48,35 +49,31 @@ def _add_reason(parser: argparse.ArgumentParser) -> None:
 
 
 def _card_status(args: argparse.Namespace) -> int:
-    from settlement.service.clock import SystemClock
     from settlement.service.status_changes import set_card_status
 
-    def job(engines: Engines) -> int:
-        change = set_card_status(
-            engines, args.card_number, args.status, reason=args.reason, actor=cli_actor(), clock=SystemClock()
-        )
-        _print(args.prog, f"card {change.subject}", change)
-        return EXIT_OK
-
-    return run_job(args.prog, args, job)
+    return _change(
+        args, "card", lambda engines, **audit: set_card_status(engines, args.card_number, args.status, **audit)
+    )
 
 
 def _terminal_status(args: argparse.Namespace) -> int:
-    from settlement.service.clock import SystemClock
     from settlement.service.status_changes import set_terminal_active
 
+    return _change(
+        args, "terminal", lambda engines, **audit: set_terminal_active(engines, args.terminal_id, args.active, **audit)
+    )
+
+
+def _change(args: argparse.Namespace, what: str, change_of: Callable[..., StatusChange]) -> int:
+    """Run one status change with the reason, the operating-system user and the clock, and say what it did."""
+    from settlement.service.clock import SystemClock
+
     def job(engines: Engines) -> int:
-        change = set_terminal_active(
-            engines, args.terminal_id, args.active, reason=args.reason, actor=cli_actor(), clock=SystemClock()
-        )
-        _print(args.prog, f"terminal {change.subject}", change)
+        change = change_of(engines, reason=args.reason, actor=cli_actor(), clock=SystemClock())
+        if change.changed:
+            print(f"{args.prog}: {what} {change.subject}: {change.before} -> {change.after} (audited)")
+        else:
+            print(f"{args.prog}: {what} {change.subject} is already {change.after}; nothing changed")
         return EXIT_OK
 
     return run_job(args.prog, args, job)
-
-
-def _print(prog: str, what: str, change: StatusChange) -> None:
-    if change.changed:
-        print(f"{prog}: {what}: {change.before} -> {change.after} (audited)")
-    else:
-        print(f"{prog}: {what} is already {change.after}; nothing changed")
