@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from settlement.errors import (
@@ -159,4 +159,4 @@ def refund_reply(repo: Repository, settlement_id: str) -> RefundResult:
 
 def _as_cancelled(repo: Repository, settlement_id: str, cancellation_id: str) -> SettlementView:
     view = load_view(repo, settlement_id, as_written=True)
-    return replace(view, status=Status.CANCELLED, reversed_by_id=cancellation_id)
+    return view._replace(status=Status.CANCELLED, reversed_by_id=cancellation_id)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from settlement.domain import ChargeLine, LineSplit, SplitResult
 
@@ -22,8 +22,9 @@ class Status(StrEnum):
     CANCELLATION = "cancellation"  # the reversing entry itself
 
 
-@dataclass(frozen=True, slots=True)
-class LineView:
+# The three views built for every reply are NamedTuples: a frozen dataclass sets each field through
+# object.__setattr__, which cost the single writer thread about a tenth of its time per settle.
+class LineView(NamedTuple):
     line_number: int
     hospital_line_id: str
     item_code: str
@@ -38,8 +39,7 @@ class LineView:
     in_scope_fen: int
 
 
-@dataclass(frozen=True, slots=True)
-class SplitView:
+class SplitView(NamedTuple):
     """Every field of domain.md §2 (national names in the proto comments) and the balances after."""
 
     model: str
@@ -85,8 +85,7 @@ SPLIT_AMOUNT_FIELDS = (
 _SPLIT_COLUMNS = (*SPLIT_AMOUNT_FIELDS, "current_year_after_fen", "historical_after_fen")
 
 
-@dataclass(frozen=True, slots=True)
-class SettlementView:
+class SettlementView(NamedTuple):
     settlement_id: str
     request_id: str
     status: Status
