@@ -210,6 +210,7 @@ requests = Table(
     Column("refusal", Text, nullable=True),  # JSON of the refusal, repeated on every retry
     Column("created_at_us", BigInteger, nullable=False),
     CheckConstraint("(settlement_id IS NULL) <> (refusal IS NULL)", name="one_outcome"),
+    Index("ix_requests_created", "created_at_us"),  # the daily purge of records past their window
 )
 
 quotes = Table(
