@@ -177,11 +177,18 @@ def _stop_with_parent() -> None:
 
 
 def _stop(children: Sequence[subprocess.Popen[bytes]], signal_number: int) -> list[int]:
-    """Pass the signal on and wait; a child the signal ended before it could catch it counts as stopped."""
-    for child in children:
-        if child.poll() is None:
+    """Pass the signal on and wait for the drains: their exit codes are the stop's outcome. A child the
+    signal ended before it could catch it counts as stopped; one that had already died (and was not
+    replaced yet) is logged, not counted: the stop asked of the others still went as asked."""
+    signalled = []
+    for index, child in enumerate(children):
+        code = child.poll()
+        if code is None:
             os.kill(child.pid, signal_number)
-    codes = [child.wait() for child in children]
+            signalled.append(child)
+        else:
+            _log.error("server process %d (pid %d) had exited with %s before the stop", index, child.pid, code)
+    codes = [child.wait() for child in signalled]
     return [0 if code == -signal_number else _exit_status(code) for code in codes]
 
 

@@ -58,7 +58,11 @@ UNANSWERED = {"UNAVAILABLE", "CANCELLED"}
 def settlement_cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "settlement.cli", *arguments],
-        cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
     )
 
 
@@ -126,9 +130,14 @@ def terminal_loop(channel: grpc.Channel, patient: Patient, visit_date: str, load
     lines = charge_lines()
     while not load.stop.is_set():
         request = pb.SettleRequest(
-            request_id=str(uuid.uuid4()), hospital_id=HOSPITAL, person_number=patient.person_number,
-            card_number=patient.card_number, visit_type=charge_pb2.VISIT_TYPE_OUTPATIENT, visit_date=visit_date,
-            use_account=charge_pb2.ACCOUNT_USE_PAY, lines=lines,
+            request_id=str(uuid.uuid4()),
+            hospital_id=HOSPITAL,
+            person_number=patient.person_number,
+            card_number=patient.card_number,
+            visit_type=charge_pb2.VISIT_TYPE_OUTPATIENT,
+            visit_date=visit_date,
+            use_account=charge_pb2.ACCOUNT_USE_PAY,
+            lines=lines,
         )
         with load.lock:
             load.sent.append(request.request_id)
@@ -199,6 +208,45 @@ def wait_until_serving(channel: grpc.Channel, server: subprocess.Popen[str]) -> 
     raise AssertionError(f"settlement serve was not SERVING within {STARTUP_SECONDS} s")
 
 
+def written_request_ids(database_url: str) -> list[str]:
+    engines = make_engines(database_url)
+    try:
+        with engines.reader.connect() as connection:
+            return [
+                str(request_id)
+                for request_id in connection.execute(
+                    select(t.settlements.c.request_id).where(t.settlements.c.hospital_id == HOSPITAL)
+                ).scalars()
+            ]
+    finally:
+        engines.dispose()
+
+
+def assert_every_acknowledged_settle_written_once(database_url: str, load: Load, directory: Path) -> None:
+    written = written_request_ids(database_url)
+    acknowledged = load.acknowledged_ids()
+    assert len(acknowledged) == len(set(acknowledged))
+    assert len(written) == len(set(written)), "a request was settled twice"
+    assert set(acknowledged) <= set(written), "an acknowledged settlement is missing from the database"
+    assert set(written) <= set(load.sent), "the database holds a settlement no terminal asked for"
+    checked = settlement_cli("ledger", "check", "--database", database_url, cwd=directory)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def wait_for_replacement(server_log: Path, victim: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while f"(pid {victim}) exited with -9; starting another" not in server_log.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, "the killed server process was not replaced"
+        time.sleep(0.05)
+
+
+def wait_for_acknowledgements(load: Load, count: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while len(load.acknowledged_ids()) < count:
+        assert time.monotonic() < deadline, f"the load stalled: {load.refused[-5:]}"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def server_log(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "serve.log"
@@ -225,7 +273,11 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
     with server_log.open("w", encoding="utf-8") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "settlement.cli", "serve"],
-            cwd=tmp_path, env=files.environment, stdout=log, stderr=subprocess.STDOUT, text=True,
+            cwd=tmp_path,
+            env=files.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     channels = [mtls_channel(files, port) for _ in range(TERMINALS)]
     try:
@@ -236,10 +288,7 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
         ]
         for terminal in terminals:
             terminal.start()
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while len(load.acknowledged_ids()) < ACKS_BEFORE_SIGTERM:
-            assert time.monotonic() < deadline, f"the load never got going: {load.refused[:5]}"
-            time.sleep(0.02)
+        wait_for_acknowledgements(load, ACKS_BEFORE_SIGTERM)
         load.sigterm_sent_at = time.monotonic()
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=EXIT_SECONDS)
@@ -266,23 +315,53 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
     # A call arriving as the listener stops is CANCELLED by gRPC, later ones find the port closed: both are
     # "no answer", which a terminal retries with the same request_id; either way at most one settlement.
     assert {code for code, _ in load.refused} <= UNANSWERED, "after SIGTERM a call is answered or not at all"
+    assert_every_acknowledged_settle_written_once(database_url, load, tmp_path)
 
-    engines = make_engines(database_url)
+
+@pytest.mark.slow
+def test_kill_9_of_one_of_two_server_processes_mid_load_loses_no_acknowledged_settle(
+    database_url: str, tmp_path: Path, server_log: Path
+) -> None:
+    prepared_with_the_cli(database_url, tmp_path)
+    port = free_port()
+    files = server_files(tmp_path, database_url, port)
+    files.environment["SETTLEMENT_PROCESSES"] = "2"
+    visit_date = dt.datetime.now(CHINA_STANDARD_TIME).date().isoformat()
+    load = Load()
+    with server_log.open("w", encoding="utf-8") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "settlement.cli", "serve"],
+            cwd=tmp_path,
+            env=files.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    channels = [mtls_channel(files, port) for _ in range(TERMINALS)]
     try:
-        with engines.reader.connect() as connection:
-            written = [
-                str(request_id)
-                for request_id in connection.execute(
-                    select(t.settlements.c.request_id).where(t.settlements.c.hospital_id == HOSPITAL)
-                ).scalars()
-            ]
+        wait_until_serving(channels[0], server)
+        for channel, patient in zip(channels, demo_patients()[:TERMINALS], strict=True):
+            threading.Thread(target=terminal_loop, args=(channel, patient, visit_date, load), daemon=True).start()
+        wait_for_acknowledgements(load, ACKS_BEFORE_SIGTERM)
+        victim = int(re.findall(r"runtime\[(\d+)\] settlement server listening", server_log.read_text())[0])
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)  # mid-commit or not: whatever it held is rolled back
+        wait_for_replacement(server_log, victim)
+        wait_for_acknowledgements(load, 2 * ACKS_BEFORE_SIGTERM)  # the survivor and the replacement serve on
+        load.sigterm_sent_at = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        exit_code = server.wait(timeout=EXIT_SECONDS)
     finally:
-        engines.dispose()
-    acknowledged = load.acknowledged_ids()
-    assert len(acknowledged) == len(set(acknowledged))
-    assert len(written) == len(set(written)), "a request was settled twice"
-    assert set(acknowledged) <= set(written), "an acknowledged settlement is missing from the database"
-    assert set(written) <= set(load.sent), "the database holds a settlement no terminal asked for"
+        load.stop.set()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for channel in channels:
+            channel.close()
 
-    checked = settlement_cli("ledger", "check", "--database", database_url, cwd=tmp_path)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    logged = server_log.read_text(encoding="utf-8")
+    assert exit_code == 0, logged[-3000:]
+    assert f"(pid {victim}) exited with -9; starting another" in logged
+    assert [code for code, at in load.refused if at < killed_at] == [], "refusals before the kill"
+    assert {code for code, _ in load.refused} <= UNANSWERED, "a call is answered or not at all"
+    assert_every_acknowledged_settle_written_once(database_url, load, tmp_path)
