@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,14 +258,15 @@ def server_log(tmp_path: Path) -> Iterator[Path]:
         assert list(identifiers_in(logged)) == [], "settlement serve logged a full citizen ID or card number"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "two processes sharing the port"])
-def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
-    database_url: str, tmp_path: Path, server_log: Path, processes: int
-) -> None:
-    prepared_with_the_cli(database_url, tmp_path)
+@contextmanager
+def serving_under_load(
+    database_url: str, directory: Path, server_log: Path, processes: int
+) -> Iterator[tuple[subprocess.Popen[str], Load]]:
+    """`settlement serve` prepared with the CLI, its terminals settling on their own channels; on leaving,
+    the load stops and a server still running is killed."""
+    prepared_with_the_cli(database_url, directory)
     port = free_port()
-    files = server_files(tmp_path, database_url, port)
+    files = server_files(directory, database_url, port)
     files.environment["SETTLEMENT_PROCESSES"] = str(processes)
     visit_date = dt.datetime.now(CHINA_STANDARD_TIME).date().isoformat()
     patients = demo_patients()[:TERMINALS]
@@ -273,25 +275,19 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
     with server_log.open("w", encoding="utf-8") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "settlement.cli", "serve"],
-            cwd=tmp_path,
-            env=files.environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+            cwd=directory, env=files.environment, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
     channels = [mtls_channel(files, port) for _ in range(TERMINALS)]
+    terminals = [
+        threading.Thread(target=terminal_loop, args=(channel, patient, visit_date, load), daemon=True)
+        for channel, patient in zip(channels, patients, strict=True)
+    ]
     try:
         wait_until_serving(channels[0], server)
-        terminals = [
-            threading.Thread(target=terminal_loop, args=(channel, patient, visit_date, load), daemon=True)
-            for channel, patient in zip(channels, patients, strict=True)
-        ]
         for terminal in terminals:
             terminal.start()
         wait_for_acknowledgements(load, ACKS_BEFORE_SIGTERM)
-        load.sigterm_sent_at = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        exit_code = server.wait(timeout=EXIT_SECONDS)
+        yield server, load
         load.stop.set()
         for terminal in terminals:
             terminal.join(timeout=CALL_TIMEOUT_SECONDS)
@@ -302,6 +298,17 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
             server.wait()
         for channel in channels:
             channel.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "two processes sharing the port"])
+def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
+    database_url: str, tmp_path: Path, server_log: Path, processes: int
+) -> None:
+    with serving_under_load(database_url, tmp_path, server_log, processes) as (server, load):
+        load.sigterm_sent_at = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        exit_code = server.wait(timeout=EXIT_SECONDS)
 
     logged = server_log.read_text(encoding="utf-8")
     assert exit_code == 0, logged[-3000:]
@@ -322,27 +329,7 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
 def test_kill_9_of_one_of_two_server_processes_mid_load_loses_no_acknowledged_settle(
     database_url: str, tmp_path: Path, server_log: Path
 ) -> None:
-    prepared_with_the_cli(database_url, tmp_path)
-    port = free_port()
-    files = server_files(tmp_path, database_url, port)
-    files.environment["SETTLEMENT_PROCESSES"] = "2"
-    visit_date = dt.datetime.now(CHINA_STANDARD_TIME).date().isoformat()
-    load = Load()
-    with server_log.open("w", encoding="utf-8") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "settlement.cli", "serve"],
-            cwd=tmp_path,
-            env=files.environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    channels = [mtls_channel(files, port) for _ in range(TERMINALS)]
-    try:
-        wait_until_serving(channels[0], server)
-        for channel, patient in zip(channels, demo_patients()[:TERMINALS], strict=True):
-            threading.Thread(target=terminal_loop, args=(channel, patient, visit_date, load), daemon=True).start()
-        wait_for_acknowledgements(load, ACKS_BEFORE_SIGTERM)
+    with serving_under_load(database_url, tmp_path, server_log, 2) as (server, load):
         victim = int(re.findall(r"runtime\[(\d+)\] settlement server listening", server_log.read_text())[0])
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)  # mid-commit or not: whatever it held is rolled back
@@ -351,13 +338,6 @@ def test_kill_9_of_one_of_two_server_processes_mid_load_loses_no_acknowledged_se
         load.sigterm_sent_at = time.monotonic()
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=EXIT_SECONDS)
-    finally:
-        load.stop.set()
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        for channel in channels:
-            channel.close()
 
     logged = server_log.read_text(encoding="utf-8")
     assert exit_code == 0, logged[-3000:]
