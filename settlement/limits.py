@@ -28,8 +28,6 @@ MAX_STATEMENT_DAYS = 366
 # Storage and concurrency.
 MAX_SETTLES_PER_COMMIT = 64  # group commit: one fsync for up to this many settles
 MAX_COMMIT_QUEUE_DEPTH = 4096  # settles waiting for a commit before callers are told to back off
-GROUP_COMMIT_WAIT_MS = 2  # how long the writer lingers for company when only one settle is waiting
-MAX_SERIALIZATION_RETRIES = 5
 # A write whose caller has less time left than this is refused at once (DEADLINE_EXCEEDED with its
 # ErrorInfo) instead of starting a commit the caller would stop waiting for.
 MIN_COMMIT_BUDGET_MS = 20
