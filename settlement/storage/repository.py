@@ -155,6 +155,11 @@ def _plan(dialect: Dialect, name: str, build: Any) -> _RowsPlan:
     return plan
 
 
+def _accumulated(row: Mapping[Any, Any]) -> tuple[int, int, int]:
+    """A person's accumulators for the year from a row outer-joined to them (no row yet: zeros)."""
+    return row["deductible_fen"] or 0, row["fund_fen"] or 0, row["self_segment_fen"] or 0
+
+
 def _accumulator_upsert(dialect: Dialect) -> _RowsPlan:
     plan = _RowsPlan.insert(t.accumulators, dialect)
     tail = (
@@ -195,7 +200,7 @@ class Repository:
         # Person balances and accumulators as this transaction last left them; written at flush as one
         # multi-row UPDATE each, so a batch of settles pays two statements, not two per settle.
         self._balances: dict[str, tuple[int, int]] = {}
-        self._accumulators: dict[tuple[str, int], tuple[int, int, int, bool]] = {}  # ..., row exists
+        self._accumulators: dict[tuple[str, int], tuple[int, int, int]] = {}  # deductible, fund, segment
         self._dirty_balances: set[str] = set()
         self._dirty_accumulators: set[tuple[str, int]] = set()
         self._days_closed: dict[tuple[str, dt.date], bool] = {}
@@ -245,8 +250,8 @@ class Repository:
     def prefetch_callers(self, callers: Iterable[tuple[str, str]]) -> None:
         """Hospitals and terminals of a batch; ``hospital`` and ``terminal`` then answer from memory."""
         wanted = set(callers)
-        hospitals = sorted({h for h, _ in wanted} - {k for kind, k in self._reference if kind == "hospital"})
-        terminals = sorted({term for _, term in wanted} - {k for kind, k in self._reference if kind == "terminal"})
+        hospitals = sorted({h for h, _ in wanted if ("hospital", h) not in self._reference})
+        terminals = sorted({term for _, term in wanted if ("terminal", term) not in self._reference})
         for kind, names, statement, key in (
             ("hospital", hospitals, _HOSPITALS, "hospitals"),
             ("terminal", terminals, _TERMINALS, "terminals"),
@@ -283,11 +288,7 @@ class Repository:
                 if found["current_year_fen"] is None:
                     continue  # no account: account_state() says so
                 self._balances.setdefault(person, (found["current_year_fen"], found["historical_fen"]))
-                self._accumulators.setdefault(
-                    (person, year),
-                    (found["deductible_fen"] or 0, found["fund_fen"] or 0, found["self_segment_fen"] or 0,
-                     found["deductible_fen"] is not None),
-                )  # fmt: skip
+                self._accumulators.setdefault((person, year), _accumulated(found))
         if cards:
             wanted_cards = sorted(cards)
             for card in wanted_cards:
@@ -314,13 +315,9 @@ class Repository:
             if row is None:
                 return None
             self._balances.setdefault(person_number, (row["current_year_fen"], row["historical_fen"]))
-            exists = row["deductible_fen"] is not None
-            self._accumulators.setdefault(
-                (person_number, year),
-                (row["deductible_fen"] or 0, row["fund_fen"] or 0, row["self_segment_fen"] or 0, exists),
-            )
+            self._accumulators.setdefault((person_number, year), _accumulated(row))
         current, historical = self._balances[person_number]
-        deductible, fund, segment, _ = self._accumulators[(person_number, year)]
+        deductible, fund, segment = self._accumulators[(person_number, year)]
         return AccountState(current, historical, deductible, fund, segment)
 
     def day_closed(self, hospital_id: str, business_date: dt.date) -> bool:
@@ -536,16 +533,12 @@ class Repository:
     # --- balances ------------------------------------------------------------------------------
 
     def write_account_state(self, person_number: str, year: int, state: AccountState) -> None:
-        """Remember the person's new state; written at flush (after ``account_state`` read it)."""
-        if (person_number, year) not in self._accumulators:
-            self.account_state(person_number, year)
-        exists = self._accumulators[(person_number, year)][3]
+        """Remember the person's new state; written at flush (one upsert covers a year's first visit too)."""
         self._balances[person_number] = (state.current_year_fen, state.historical_fen)
         self._accumulators[(person_number, year)] = (
             state.ytd_deductible_fen,
             state.ytd_fund_fen,
             state.ytd_self_segment_fen,
-            exists,
         )
         self._dirty_balances.add(person_number)
         self._dirty_accumulators.add((person_number, year))
@@ -574,19 +567,12 @@ class Repository:
             self._dirty_balances.clear()
         if not self._dirty_accumulators:
             return
-        rows = []
-        for person, year in sorted(self._dirty_accumulators):
-            deductible, fund, segment, _exists = self._accumulators[(person, year)]
-            rows.append(
-                {
-                    "person_number": person,
-                    "year": year,
-                    "deductible_fen": deductible,
-                    "fund_fen": fund,
-                    "self_segment_fen": segment,
-                }
-            )
-            self._accumulators[(person, year)] = (deductible, fund, segment, True)
+        rows = [
+            {"person_number": person, "year": year, "deductible_fen": deductible, "fund_fen": fund,
+             "self_segment_fen": segment}
+            for person, year in sorted(self._dirty_accumulators)
+            for deductible, fund, segment in (self._accumulators[(person, year)],)
+        ]  # fmt: skip
         # The year's first visit creates the row; later ones overwrite it: one statement either way.
         upsert = _plan(dialect, "upsert accumulators", lambda: _accumulator_upsert(dialect))
         upsert.execute(self.connection, rows)
