@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete
-
 from settlement import limits
 from settlement.errors import InvalidField
 from settlement.service.clock import MICROSECONDS_PER_SECOND, Clock
-from settlement.storage import tables as t
 from settlement.storage.engine import Engines
 from settlement.storage.repository import Repository
 
@@ -41,22 +38,16 @@ def purge_expired(engines: Engines, *, retention_days: int, actor: str, clock: C
     now_us = clock.now_us()
     requests_before_us = now_us - retention_days * SECONDS_PER_DAY * MICROSECONDS_PER_SECOND
     quotes_before_us = now_us - QUOTE_KEPT_AFTER_EXPIRY_SECONDS * MICROSECONDS_PER_SECOND
-    requests = _delete(
-        engines, delete(t.requests).where(t.requests.c.created_at_us < requests_before_us), "requests",
-        requests_before_us, actor=actor, now_us=now_us,
-    )  # fmt: skip
-    quotes = _delete(
-        engines, delete(t.quotes).where(t.quotes.c.expires_at_us < quotes_before_us), "quotes",
-        quotes_before_us, actor=actor, now_us=now_us,
-    )  # fmt: skip
+    requests = _delete(engines, "requests", requests_before_us, actor=actor, now_us=now_us)
+    quotes = _delete(engines, "quotes", quotes_before_us, actor=actor, now_us=now_us)
     return Purged(requests, quotes)
 
 
-def _delete(engines: Engines, statement: object, table: str, before_us: int, *, actor: str, now_us: int) -> int:
+def _delete(engines: Engines, table: str, before_us: int, *, actor: str, now_us: int) -> int:
     with engines.writer.begin() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
-        deleted = int(connection.execute(statement).rowcount)  # type: ignore[call-overload]
+        deleted = repo.delete_older_than(table, before_us)
         if deleted:
             repo.audit(
                 at_us=now_us, actor=actor, action="purge", subject=table, outcome="ok",

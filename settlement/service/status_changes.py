@@ -13,12 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select, update
-
 from settlement.errors import CardNotFound, InvalidField, NotFound
 from settlement.identity import mask
 from settlement.service.clock import Clock
-from settlement.storage import tables as t
 from settlement.storage.engine import Engines
 from settlement.storage.repository import Repository
 
@@ -67,16 +64,12 @@ def set_terminal_active(
     with engines.writer.begin() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
-        found = connection.execute(
-            select(t.terminals.c.active).where(t.terminals.c.terminal_id == terminal_id)
-        ).scalar_one_or_none()
-        if found is None:
+        terminal = repo.terminal(terminal_id)
+        if terminal is None:
             raise NotFound(f"terminal {terminal_id} is not registered", metadata={"terminal_id": terminal_id})
-        change = StatusChange(terminal_id, _word(bool(found)), _word(active))
+        change = StatusChange(terminal_id, _word(bool(terminal["active"])), _word(active))
         if change.changed:
-            connection.execute(
-                update(t.terminals).where(t.terminals.c.terminal_id == terminal_id).values(active=active)
-            )
+            repo.set_terminal_active(terminal_id, active)
             _audit(repo, clock, actor=actor, action="terminal_status", subject=terminal_id, change=change, why=reason)
         return change
 

@@ -15,7 +15,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, delete, insert, select, text, update
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
@@ -384,6 +384,17 @@ class Repository:
     def set_card_status(self, card_number: str, status: str) -> None:
         self.connection.execute(update(t.cards).where(t.cards.c.card_number == card_number).values(status=status))
         self._reference.pop(("card", card_number), None)
+
+    def set_terminal_active(self, terminal_id: str, active: bool) -> None:
+        self.connection.execute(
+            update(t.terminals).where(t.terminals.c.terminal_id == terminal_id).values(active=active)
+        )
+        self._reference.pop(("terminal", terminal_id), None)
+
+    def delete_older_than(self, table: str, before_us: int) -> int:
+        """Housekeeping: idempotency records created, or quotes expired, before ``before_us``; the count."""
+        column = {"requests": t.requests.c.created_at_us, "quotes": t.quotes.c.expires_at_us}[table]
+        return int(self.connection.execute(delete(column.table).where(column < before_us)).rowcount)
 
     def set_card_counter(self, card_number: str, counter: int) -> None:
         self.connection.execute(
