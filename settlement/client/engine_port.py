@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -184,29 +184,14 @@ class GrpcEnginePort(EnginePort):
     # ---- the port ------------------------------------------------------------------------------------
 
     def quote(self, request: CanonicalSettleRequest) -> QuoteOutcome:
-        message = pb.QuoteRequest(
-            hospital_id=request.hospital_id,
-            person_number=request.person_number,
-            visit_type=_VISIT_TYPES[request.visit_type],
-            visit_date=request.visit_date.isoformat(),
-            use_account=charge_pb2.ACCOUNT_USE_PAY if request.use_account else charge_pb2.ACCOUNT_USE_DECLINED,
-            lines=_lines(request),
-        )
+        message = pb.QuoteRequest(**_visit_fields(request))
         reply = self._call(self._stub.Quote, message, request)
         if isinstance(reply, Refusal):
             return reply
         return Quoted(split_of(reply.split))
 
     def settle(self, request: CanonicalSettleRequest) -> SettleOutcome:
-        message = pb.SettleRequest(
-            request_id=request.request_id,
-            hospital_id=request.hospital_id,
-            person_number=request.person_number,
-            visit_type=_VISIT_TYPES[request.visit_type],
-            visit_date=request.visit_date.isoformat(),
-            use_account=charge_pb2.ACCOUNT_USE_PAY if request.use_account else charge_pb2.ACCOUNT_USE_DECLINED,
-            lines=_lines(request),
-        )
+        message = pb.SettleRequest(request_id=request.request_id, **_visit_fields(request))
         reply = self._call(self._stub.Settle, message, request)
         if isinstance(reply, Refusal):
             return reply
@@ -283,6 +268,18 @@ def canonical_field(metadata: dict[str, str]) -> str:
         return field
     name = _CANONICAL_LINE_FIELDS.get(match["name"], match["name"])
     return f"lines[{match['index']}].{name}"
+
+
+def _visit_fields(request: CanonicalSettleRequest) -> dict[str, Any]:
+    """What QuoteRequest and SettleRequest share, field for field."""
+    return {
+        "hospital_id": request.hospital_id,
+        "person_number": request.person_number,
+        "visit_type": _VISIT_TYPES[request.visit_type],
+        "visit_date": request.visit_date.isoformat(),
+        "use_account": charge_pb2.ACCOUNT_USE_PAY if request.use_account else charge_pb2.ACCOUNT_USE_DECLINED,
+        "lines": _lines(request),
+    }
 
 
 def split_of(split: settlement_pb2.Split) -> Split:
