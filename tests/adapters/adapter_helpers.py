@@ -3,12 +3,10 @@ and by conftest; a module of its own so its name cannot clash with another direc
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from typing import Any
 
 from hospital_adapters import HospitalConfig
-from hospital_adapters.hl7.mllp import MllpFramer
 
 # A person number (人员编号, not a citizen ID) the fake engine knows, with 100.00 yuan on the account.
 PERSON = "33010000000000012345"
@@ -17,40 +15,6 @@ PERSON_BALANCE_FEN = 10_000
 
 def on_port_zero(config: HospitalConfig) -> HospitalConfig:
     return replace(config, connection={**config.connection, "port": 0})
-
-
-class MllpClient:
-    """A HIS-side MLLP connection: send raw bytes, read framed ACKs."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.framer = MllpFramer(10_000_000)
-        self.pending: list[bytes] = []
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self, count: int = 1) -> list[str]:
-        while len(self.pending) < count:
-            data = self.socket.recv(65_536)
-            if not data:
-                break
-            self.pending.extend(self.framer.feed(data))
-        replies, self.pending = self.pending[:count], self.pending[count:]
-        return [reply.decode("utf-8") for reply in replies]
-
-    def closed_by_server(self) -> bool:
-        try:
-            return self.socket.recv(1) == b""
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.socket.close()
-
-
-def frame(message: str) -> bytes:
-    return b"\x0b" + message.encode("utf-8") + b"\x1c\r"
 
 
 def dft_p03(control_id: str = "MSG00001", *, person: str = PERSON, lines: list[str] | None = None,

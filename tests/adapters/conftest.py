@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_helpers import PERSON, PERSON_BALANCE_FEN, MllpClient, on_port_zero
+from adapter_helpers import PERSON, PERSON_BALANCE_FEN, on_port_zero
+from mllp_client import MllpClient
 
 from hospital_adapters import FakeEngine, HospitalConfig, build_adapter, load_config
 from hospital_adapters.fhir.adapter import FhirAdapter

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from adapter_helpers import PERSON, PERSON_BALANCE_FEN, MllpClient, dft_p03, frame, segments
+from adapter_helpers import PERSON, PERSON_BALANCE_FEN, dft_p03, segments
+from mllp_client import MllpClient, frame
 
 from hospital_adapters import FakeEngine, HospitalConfig, build_adapter, derive_request_id, limits
 from hospital_adapters.hl7.adapter import Hl7Adapter

@@ -4,15 +4,14 @@ a name no other test directory uses, imported by the tests and by conftest)."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from mllp_client import MllpClient as SharedMllpClient
 from sqlalchemy import func, select
 
 from hospital_adapters import HospitalConfig
-from hospital_adapters.hl7.mllp import MllpFramer
 from hospital_adapters.samples import HL7_SAMPLE_MESSAGE
 from settlement.api.gen.clinic.settlement.v1 import settlement_pb2
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2 as pb
@@ -161,37 +160,11 @@ class Inspector:
 # ---- HL7 over MLLP -----------------------------------------------------------------------------------
 
 
-class MllpClient:
-    """A HIS-side MLLP connection: send raw bytes, read framed ACKs."""
+class MllpClient(SharedMllpClient):
+    """The shared MLLP client, waiting as long as a call to the engine may take."""
 
     def __init__(self, port: int) -> None:
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=CALL_TIMEOUT_SECONDS)
-        self.framer = MllpFramer(10_000_000)
-        self.pending: list[bytes] = []
-
-    def send(self, data: bytes) -> None:
-        self.socket.sendall(data)
-
-    def receive(self, count: int = 1) -> list[str]:
-        while len(self.pending) < count:
-            data = self.socket.recv(65_536)
-            if not data:
-                break
-            self.pending.extend(self.framer.feed(data))
-        replies, self.pending = self.pending[:count], self.pending[count:]
-        return [reply.decode("utf-8") for reply in replies]
-
-    def exchange(self, message: str) -> str:
-        self.send(frame(message))
-        [ack] = self.receive()
-        return ack
-
-    def close(self) -> None:
-        self.socket.close()
-
-
-def frame(message: str) -> bytes:
-    return b"\x0b" + message.encode("utf-8") + b"\x1c\r"
+        super().__init__(port, timeout_seconds=CALL_TIMEOUT_SECONDS)
 
 
 def sample_dft(control_id: str = "MSG00001", *, person: str = PERSON, changes: dict[str, str] | None = None) -> str:

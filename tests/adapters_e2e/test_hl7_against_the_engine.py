@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import HL7_HOSPITAL, PERSON, Engine, Inspector, MllpClient, frame, sample_dft, segments, yuan
+from e2e_helpers import HL7_HOSPITAL, PERSON, Engine, Inspector, MllpClient, sample_dft, segments, yuan
+from mllp_client import frame
 
 from hospital_adapters import HospitalConfig, build_adapter, derive_request_id
 from hospital_adapters.hl7.adapter import Hl7Adapter
