@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 from finance_acceptance_world import ACTOR, FinanceWorld, booked_sums_in_db
-from service_world import DESK, EMPLOYEE, HANGZHOU_EMPLOYEE, HOSPITAL, OTHER_HOSPITAL, POLICIES, RESIDENT, TODAY
+from mtls_server import serve_over_mtls
+from service_world import DESK, EMPLOYEE, HANGZHOU_EMPLOYEE, HOSPITAL, OTHER_HOSPITAL, RESIDENT, TODAY
 from service_world import Person as SeededPerson
 from service_world import item_codes as catalogue_codes
 
@@ -23,9 +24,6 @@ from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2_grpc 
 from settlement.cli import EXIT_OK
 from settlement.domain import Category
 from settlement.server import pki
-from settlement.server.config import load_config
-from settlement.server.runtime import build_server
-from settlement.server.servicer import SettlementServicer
 from settlement.server.status import error_info_of
 from settlement.service.daily_close import ClosedDay, close_day
 from settlement.service.daily_ledger import DailyLedgerRow
@@ -49,26 +47,7 @@ class Wire:
 
 @pytest.fixture
 def wire(world: FinanceWorld, tmp_path: Path) -> Iterator[Wire]:
-    pki.init_authority(tmp_path)
-    cert, key = pki.issue_server(tmp_path, ["localhost"])
-    config = load_config(
-        None,
-        {
-            "SETTLEMENT_LISTEN": "127.0.0.1:0",
-            "SETTLEMENT_POLICIES": str(POLICIES),
-            "SETTLEMENT_DATA_DIR": str(tmp_path / "data"),
-            "SETTLEMENT_TLS_CERT": str(cert),
-            "SETTLEMENT_TLS_KEY": str(key),
-            "SETTLEMENT_TLS_CLIENT_CA": str(tmp_path / pki.CA_CERT),
-        },
-    )
-    running = build_server(
-        config,
-        lambda server: pb_grpc.add_SettlementServiceServicer_to_server(
-            SettlementServicer(world.app, dev_mode=False), server
-        ),
-        lambda: True,
-    )
+    running = serve_over_mtls(world.app, tmp_path)
     channels = [
         _channel(tmp_path, running.port, HOSPITAL, DESK.terminal_id),
         _channel(tmp_path, running.port, OTHER_HOSPITAL, "T-OTHER-01"),

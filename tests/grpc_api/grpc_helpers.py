@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]  # .pyi, no py.typed
+from mtls_server import serve_over_mtls
 from service_world import DESK, EMPLOYEE, HOSPITAL, MASTER_KEY, POLICIES, TODAY, item_codes
 from sqlalchemy import func, select
 
@@ -30,10 +31,8 @@ from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2 as pb
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
 from settlement.domain import Category
 from settlement.server import pki
-from settlement.server.config import load_config
 from settlement.server.metrics import ServerMetrics
-from settlement.server.runtime import RunningServer, build_server
-from settlement.server.servicer import SettlementServicer
+from settlement.server.runtime import RunningServer
 from settlement.server.status import details_of
 from settlement.service.app import SettlementApp
 from settlement.service.clock import FixedClock, business_date, instant_us
@@ -98,25 +97,10 @@ def real_server(
     context = ServiceContext(PolicyBook.load(POLICIES), {"issuer-1": SoftwareKeySource(MASTER_KEY)}, clock)
     # As `settlement serve` wires it: the writer reports each commit to the server's metrics.
     app = SettlementApp(engines, context, on_commit=lambda jobs, seconds: metrics.observe_commit(seconds, jobs))
-    pki.init_authority(directory)
-    cert, key = pki.issue_server(directory, ["localhost"])
-    config = load_config(
-        None,
-        {
-            "SETTLEMENT_LISTEN": "127.0.0.1:0",
-            "SETTLEMENT_POLICIES": str(POLICIES),
-            "SETTLEMENT_DATA_DIR": str(directory / "data"),
-            "SETTLEMENT_TLS_CERT": str(cert),
-            "SETTLEMENT_TLS_KEY": str(key),
-            "SETTLEMENT_TLS_CLIENT_CA": str(directory / pki.CA_CERT),
-            "SETTLEMENT_METRICS_LISTEN": metrics_listen,
-            "SETTLEMENT_HEALTH_POLL_INTERVAL_MS": "50",
-        },
-    )
-    running = build_server(
-        config,
-        lambda server: pb_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(app, dev_mode=False), server),
-        lambda: True,
+    running = serve_over_mtls(
+        app,
+        directory,
+        environment={"SETTLEMENT_METRICS_LISTEN": metrics_listen, "SETTLEMENT_HEALTH_POLL_INTERVAL_MS": "50"},
         metrics=metrics,
     )
     wire = Wire(running, app, engines, clock, directory)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from service_world import DESK, EMPLOYEE, HOSPITAL, MASTER_KEY, OTHER_HOSPITAL, POLICIES, item_codes, open_app, seed
+from mtls_server import serve_over_mtls
+from service_world import DESK, EMPLOYEE, HOSPITAL, MASTER_KEY, OTHER_HOSPITAL, item_codes, open_app, seed
 
 from cardio.card_crypto import (
     KEY_REFERENCE_APPLICATION_CRYPTOGRAM,
@@ -22,9 +23,7 @@ from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2 as pb
 from settlement.api.gen.clinic.settlement.v1 import settlement_service_pb2_grpc as pb_grpc
 from settlement.domain import Category
 from settlement.server import pki
-from settlement.server.config import load_config
-from settlement.server.runtime import RunningServer, build_server
-from settlement.server.servicer import SettlementServicer
+from settlement.server.runtime import RunningServer
 from settlement.server.status import error_info_of, localized_message_of
 from settlement.service.app import SettlementApp
 from settlement.service.clock import business_date
@@ -53,24 +52,7 @@ def _channel(directory: Path, port: int, hospital_id: str, terminal_id: str) -> 
 def served(engines: Engines, tmp_path: Path) -> Iterator[tuple[RunningServer, SettlementApp, Path]]:
     seed(engines)
     app = open_app(engines)
-    pki.init_authority(tmp_path)
-    cert, key = pki.issue_server(tmp_path, ["localhost"])
-    config = load_config(
-        None,
-        {
-            "SETTLEMENT_LISTEN": "127.0.0.1:0",
-            "SETTLEMENT_POLICIES": str(POLICIES),
-            "SETTLEMENT_DATA_DIR": str(tmp_path / "data"),
-            "SETTLEMENT_TLS_CERT": str(cert),
-            "SETTLEMENT_TLS_KEY": str(key),
-            "SETTLEMENT_TLS_CLIENT_CA": str(tmp_path / pki.CA_CERT),
-        },
-    )
-    running = build_server(
-        config,
-        lambda server: pb_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(app, dev_mode=False), server),
-        lambda: True,
-    )
+    running = serve_over_mtls(app, tmp_path)
     yield running, app, tmp_path
     running.close()
     app.close()
