@@ -18,12 +18,10 @@ from typing import Any, TypedDict
 from settlement.domain.ledger import (
     FUNDING,
     Posting,
-    SettlementMoney,
     person_current,
     person_historical,
-    settlement_postings,
 )
-from settlement.service.entries import SPLIT_AMOUNT_COLUMNS
+from settlement.service.entries import SPLIT_AMOUNT_COLUMNS, postings_of
 from settlement.storage.engine import Engines
 from settlement.storage.repository import Repository
 
@@ -181,23 +179,6 @@ class LedgerSeeder:
         )
         self.rows.append(row)
         return row
-
-
-def postings_of(row: dict[str, Any]) -> tuple[Posting, ...]:
-    """What a settle posts; a cancellation posts its original's postings reversed."""
-    sign = -1 if row["kind"] == "cancellation" else 1
-    postings = settlement_postings(
-        SettlementMoney(
-            person_number=str(row["person_number"]),
-            region=str(row["region"]),
-            hospital_id=str(row["hospital_id"]),
-            fund_paid_fen=sign * int(row["fund_paid_fen"]),
-            current_year_paid_fen=sign * int(row["current_year_paid_fen"]),
-            historical_paid_fen=sign * int(row["historical_paid_fen"]),
-            cash_fen=sign * int(row["cash_fen"]),
-        )
-    )
-    return tuple(posting.reversed() for posting in postings) if sign < 0 else postings
 
 
 @dataclass(frozen=True)
