@@ -30,8 +30,8 @@ fi
 
 if [ $with_test -eq 1 ]; then
     # pcscd + the virtual reader driver for the card tests; headers and a compiler for pyscard;
-    # the PostgreSQL client tools for pgbench in bench/.
-    apt_install pcscd vsmartcard-vpcd libpcsclite-dev gcc pkg-config swig postgresql-client postgresql-contrib
+    # the PostgreSQL client tools for pgbench in bench/; gdb, which runs the card tests (scripts/test.sh).
+    apt_install pcscd vsmartcard-vpcd libpcsclite-dev gcc pkg-config swig postgresql-client postgresql-contrib gdb
     # --no-binary: pyscard is built here against this machine's libpcsclite, never taken as a wheel.
     .venv/bin/python -m pip install -q --no-binary pyscard -e ".[dev,reader]"
     if command -v npm >/dev/null 2>&1; then
