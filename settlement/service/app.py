@@ -32,7 +32,7 @@ from settlement.service.views import AccountView, QuoteView, SettlementView, set
 from settlement.service.writer import CommitObserver, Writer
 from settlement.storage.engine import Engines, make_engines
 from settlement.storage.migrate import require_current
-from settlement.storage.repository import Repository, WriteKeys
+from settlement.storage.repository import Repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +86,14 @@ class SettlementApp:
     def cancel(self, command: CancelCommand, *, deadline: float | None = None) -> CancelResult:
         return self.writer.run(
             lambda repo: reversal.cancel(repo, self.context, command),
-            keys=WriteKeys(request=(command.caller.hospital_id, command.request_id)),
+            keys=reversal.write_keys(command.caller, command.request_id, command.settlement_id),
             deadline=deadline,
         )
 
     def refund(self, command: RefundCommand, *, deadline: float | None = None) -> RefundResult:
         return self.writer.run(
             lambda repo: reversal.refund(repo, self.context, command),
-            keys=WriteKeys(request=(command.caller.hospital_id, command.request_id)),
+            keys=reversal.write_keys(command.caller, command.request_id, command.settlement_id),
             deadline=deadline,
         )
 
@@ -148,6 +148,7 @@ class SettlementApp:
                 after_id=after_id,
                 limit=size + 1,
             )
+            repo.prefetch_entries(str(row["settlement_id"]) for row in rows[:size])
             views = tuple(
                 settlement_view(
                     row,

@@ -34,7 +34,17 @@ from settlement.service.replies import (
     refusals_recorded,
 )
 from settlement.service.settle import check_caller, check_day_open
-from settlement.storage.repository import Repository
+from settlement.storage.repository import Repository, WriteKeys
+
+
+def write_keys(caller: Caller, request_id: str, settlement_id: str) -> WriteKeys:
+    """What a reversal reads, so the writer fetches it for a whole batch at once. A cancel naming the
+    original request id instead of the settlement id finds its entry during the batch, one query more."""
+    return WriteKeys(
+        request=(caller.hospital_id, request_id),
+        caller=(caller.hospital_id, caller.terminal_id),
+        entry=settlement_id or None,
+    )
 
 
 def cancel(repo: Repository, context: ServiceContext, command: CancelCommand) -> CancelResult:

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Date, Dialect, Table, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Date,
+    Dialect,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from settlement.domain.ledger import GENESIS_HASH, Posting, audit_hash, may_go_negative
 from settlement.domain.split import AccountState
@@ -60,11 +73,92 @@ _REQUESTS = select(t.requests).where(
         t.requests.c.request_id.in_(bindparam("requests", expanding=True)),
     )
 )
+_ENTRIES = select(t.settlements).where(t.settlements.c.settlement_id.in_(bindparam("ids", expanding=True)))
+_ENTRY_LINES = (
+    select(t.settlement_lines)
+    .where(t.settlement_lines.c.settlement_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.settlement_lines.c.settlement_id, t.settlement_lines.c.line_number)
+)
+_REVERSALS = select(t.settlements.c.settlement_id, t.settlements.c.reverses_id).where(
+    t.settlements.c.reverses_id.in_(bindparam("ids", expanding=True))
+)
 _AUDIT_HEAD = select(t.audit_log.c.sequence, t.audit_log.c.row_hash).order_by(t.audit_log.c.sequence.desc()).limit(1)
 _AUDIT_LOCK_KEY = 7_204_202_611  # pg_advisory_xact_lock key: one ledger writer at a time across processes
 
 
 MAX_PARAMETERS_PER_STATEMENT = 30_000  # under SQLite's 32,766 and PostgreSQL's 65,535 bind parameters
+
+
+def _from_sqlite(*tables: Table) -> dict[str, Callable[[Any], Any]]:
+    """How SQLite's storage of these tables' columns reads back as SQLAlchemy would return it."""
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for table in tables:
+        for column in table.columns:
+            if isinstance(column.type, Date):
+                converters[column.name] = lambda value: None if value is None else dt.date.fromisoformat(value)
+            elif isinstance(column.type, Boolean):
+                converters[column.name] = lambda value: None if value is None else bool(value)
+    return converters
+
+
+@dataclass(frozen=True)
+class _BatchRead:
+    """One of the writer's batch reads on SQLite, run on the driver's own cursor.
+
+    SQLAlchemy's per-execution bookkeeping measured ten times the cost of these small indexed queries, and
+    the writer runs several per batch. ``sql`` has ``{}`` where the IN list's placeholders go; its other
+    parameters come first. Rows come back as dicts keyed by column name, typed as SQLAlchemy types them.
+    """
+
+    sql: str  # "{}" where an IN list's placeholders go, if the read has one
+    converters: Mapping[str, Callable[[Any], Any]]
+
+    @classmethod
+    def of(cls, sql: str, *tables: Table) -> _BatchRead:
+        return cls(sql, _from_sqlite(*tables))
+
+    def rows(self, connection: Connection, leading: Sequence[Any], listed: Sequence[Any]) -> list[Row]:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql.format(", ".join(["?"] * len(listed))), (*leading, *listed))
+            names = [description[0] for description in cursor.description]
+            found = cursor.fetchall()
+        finally:
+            cursor.close()
+        rows = [dict(zip(names, values, strict=True)) for values in found]
+        for name in self.converters.keys() & set(names):
+            convert = self.converters[name]
+            for row in rows:
+                row[name] = convert(row[name])
+        return rows
+
+
+_HOSPITALS_SQLITE = _BatchRead.of("SELECT * FROM hospitals WHERE hospital_id IN ({})", t.hospitals)
+_TERMINALS_SQLITE = _BatchRead.of("SELECT * FROM terminals WHERE terminal_id IN ({})", t.terminals)
+_CARDS_SQLITE = _BatchRead.of("SELECT * FROM cards WHERE card_number IN ({})", t.cards)
+_VISITS_SQLITE = _BatchRead.of(
+    "SELECT p.*, a.current_year_fen, a.historical_fen, y.deductible_fen, y.fund_fen, y.self_segment_fen"
+    " FROM persons AS p LEFT OUTER JOIN accounts AS a ON a.person_number = p.person_number"
+    " LEFT OUTER JOIN accumulators AS y ON y.person_number = p.person_number AND y.year = ?"
+    " WHERE p.person_number IN ({})",
+    t.persons,
+    t.accounts,
+    t.accumulators,
+)
+_REQUESTS_SQLITE = _BatchRead.of("SELECT * FROM requests WHERE hospital_id = ? AND request_id IN ({})", t.requests)
+_ENTRIES_SQLITE = _BatchRead.of("SELECT * FROM settlements WHERE settlement_id IN ({})", t.settlements)
+_ENTRY_LINES_SQLITE = _BatchRead.of(
+    "SELECT * FROM settlement_lines WHERE settlement_id IN ({}) ORDER BY settlement_id, line_number",
+    t.settlement_lines,
+)
+_AUDIT_HEAD_SQLITE = _BatchRead.of("SELECT sequence, row_hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+_DAY_CLOSED_SQLITE = _BatchRead.of(
+    "SELECT hospital_id FROM closed_days WHERE hospital_id = ? AND business_date = ?", t.closed_days
+)
+_REVERSALS_SQLITE = _BatchRead.of(
+    "SELECT settlement_id, reverses_id FROM settlements WHERE reverses_id IN ({})",
+    t.settlements,
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +270,7 @@ class WriteKeys(NamedTuple):
     request: tuple[str, str] | None = None  # (hospital, request id): the idempotency record
     caller: tuple[str, str] | None = None  # (hospital, terminal)
     visit: tuple[str, int, str] | None = None  # (person, visit year, card number or "")
+    entry: str | None = None  # a settlement to reverse: the entry, its lines, its reversal, its person
 
 
 class Repository:
@@ -183,6 +278,7 @@ class Repository:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self._on_sqlite = connection.dialect.name == "sqlite"
         self._ledger_deltas: dict[str, int] = {}
         self._audit_rows: list[Row] = []
         self._audit_head: tuple[int, str] | None = None
@@ -205,6 +301,25 @@ class Repository:
         self._dirty_accumulators: set[tuple[str, int]] = set()
         self._days_closed: dict[tuple[str, dt.date], bool] = {}
         self._known_requests: dict[tuple[str, str], Row | None] = {}
+        # Settlement entries this transaction read or wrote, with their lines and what reversed them. Entries
+        # are append-only: what was read stays true, and what this transaction wrote is known here first,
+        # so a reversal and its reply read each entry once and never force the buffered inserts out early.
+        self._entries: dict[str, Row | None] = {}
+        self._entry_lines: dict[str, list[Row]] = {}
+        self._reversed_by: dict[str, str | None] = {}
+
+    def _batch_read(
+        self,
+        statement: Any,
+        parameters: Mapping[str, Any],
+        on_sqlite: _BatchRead,
+        leading: Sequence[Any],
+        listed: Sequence[Any],
+    ) -> list[Row]:
+        """``statement`` with ``parameters``, or the same read on SQLite's cursor (see ``_BatchRead``)."""
+        if self._on_sqlite:
+            return on_sqlite.rows(self.connection, leading, listed)
+        return [dict(row._mapping) for row in self.connection.execute(statement, parameters)]
 
     # --- locking -------------------------------------------------------------------------------
 
@@ -245,23 +360,28 @@ class Repository:
         self.lock_for_writing(p for keys in batch for p in keys.persons)
         self.prefetch_requests(keys.request for keys in batch if keys.request is not None)
         self.prefetch_callers(keys.caller for keys in batch if keys.caller is not None)
-        self.prefetch_visits(keys.visit for keys in batch if keys.visit is not None)
+        entries = self.prefetch_entries(keys.entry for keys in batch if keys.entry is not None)
+        self.prefetch_visits(
+            chain(
+                (keys.visit for keys in batch if keys.visit is not None),
+                ((str(row["person_number"]), int(row["accumulator_year"]), "") for row in entries),
+            )
+        )
 
     def prefetch_callers(self, callers: Iterable[tuple[str, str]]) -> None:
         """Hospitals and terminals of a batch; ``hospital`` and ``terminal`` then answer from memory."""
         wanted = set(callers)
         hospitals = sorted({h for h, _ in wanted if ("hospital", h) not in self._reference})
         terminals = sorted({term for _, term in wanted if ("terminal", term) not in self._reference})
-        for kind, names, statement, key in (
-            ("hospital", hospitals, _HOSPITALS, "hospitals"),
-            ("terminal", terminals, _TERMINALS, "terminals"),
+        for kind, names, statement, key, on_sqlite in (
+            ("hospital", hospitals, _HOSPITALS, "hospitals", _HOSPITALS_SQLITE),
+            ("terminal", terminals, _TERMINALS, "terminals", _TERMINALS_SQLITE),
         ):
             if not names:
                 continue
             for name in names:
                 self._reference[(kind, name)] = None
-            for row in self.connection.execute(statement, {key: names}):
-                found = dict(row._mapping)
+            for found in self._batch_read(statement, {key: names}, on_sqlite, (), names):
                 self._reference[(kind, found[f"{kind}_id"])] = found
 
     def prefetch_visits(self, visits: Iterable[tuple[str, int, str]]) -> None:
@@ -280,8 +400,7 @@ class Repository:
             wanted = sorted(persons)
             for person in wanted:
                 self._reference.setdefault(("person", person), None)
-            for row in self.connection.execute(_VISITS, {"persons": wanted, "year": year}):
-                found = row._mapping
+            for found in self._batch_read(_VISITS, {"persons": wanted, "year": year}, _VISITS_SQLITE, (year,), wanted):
                 person = found["person_number"]
                 if self._reference.get(("person", person)) is None:
                     self._reference[("person", person)] = {c.name: found[c.name] for c in _p.columns}
@@ -293,8 +412,8 @@ class Repository:
             wanted_cards = sorted(cards)
             for card in wanted_cards:
                 self._reference[("card", card)] = None
-            for row in self.connection.execute(_CARDS, {"cards": wanted_cards}):
-                self._reference[("card", row.card_number)] = dict(row._mapping)
+            for found in self._batch_read(_CARDS, {"cards": wanted_cards}, _CARDS_SQLITE, (), wanted_cards):
+                self._reference[("card", found["card_number"])] = found
 
     def person(self, person_number: str) -> Row | None:
         key = ("person", person_number)
@@ -324,7 +443,9 @@ class Repository:
         """Read once per transaction: a close takes the same writer lock, so it cannot land in between."""
         key = (hospital_id, business_date)
         if key not in self._days_closed:
-            self._days_closed[key] = self._one(_DAY_CLOSED, hospital=hospital_id, day=business_date) is not None
+            parameters = {"hospital": hospital_id, "day": business_date}
+            leading = (hospital_id, business_date.isoformat())
+            self._days_closed[key] = bool(self._batch_read(_DAY_CLOSED, parameters, _DAY_CLOSED_SQLITE, leading, ()))
         return self._days_closed[key]
 
     def insert_hospital(
@@ -439,8 +560,9 @@ class Repository:
         for hospital_id, request_ids in by_hospital.items():
             # Equality on the key's first column and IN on the second: both stores search the primary key
             # (a row-value IN makes SQLite scan the whole table).
-            for row in self.connection.execute(_REQUESTS, {"hospital": hospital_id, "requests": request_ids}):
-                self._known_requests[(row.hospital_id, row.request_id)] = dict(row._mapping)
+            parameters = {"hospital": hospital_id, "requests": request_ids}
+            for found in self._batch_read(_REQUESTS, parameters, _REQUESTS_SQLITE, (hospital_id,), request_ids):
+                self._known_requests[(found["hospital_id"], found["request_id"])] = found
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
         key = (hospital_id, request_id)
@@ -490,27 +612,48 @@ class Repository:
 
     # --- settlements ---------------------------------------------------------------------------
 
+    def prefetch_entries(self, settlement_ids: Iterable[str]) -> list[Row]:
+        """Entries with their lines and reversals, three queries for the lot; the entries found."""
+        wanted = sorted(set(settlement_ids) - self._entries.keys())
+        if wanted:
+            for settlement_id in wanted:
+                self._entries[settlement_id] = None
+                self._entry_lines[settlement_id] = []
+                self._reversed_by.setdefault(settlement_id, None)
+            parameters = {"ids": wanted}
+            for found in self._batch_read(_ENTRIES, parameters, _ENTRIES_SQLITE, (), wanted):
+                self._entries[found["settlement_id"]] = found
+            for found in self._batch_read(_ENTRY_LINES, parameters, _ENTRY_LINES_SQLITE, (), wanted):
+                self._entry_lines[found["settlement_id"]].append(found)
+            for found in self._batch_read(_REVERSALS, parameters, _REVERSALS_SQLITE, (), wanted):
+                self._reversed_by[found["reverses_id"]] = found["settlement_id"]
+        return [found for found in (self._entries[s] for s in wanted) if found is not None]
+
     def settlement(self, settlement_id: str) -> Row | None:
-        self._write_pending()
-        return self._one(select(t.settlements).where(t.settlements.c.settlement_id == settlement_id))
+        if settlement_id not in self._entries:
+            self.prefetch_entries((settlement_id,))
+        return self._entries[settlement_id]
 
     def settlement_lines(self, settlement_id: str) -> list[Row]:
-        self._write_pending()
-        rows = self.connection.execute(
-            select(t.settlement_lines)
-            .where(t.settlement_lines.c.settlement_id == settlement_id)
-            .order_by(t.settlement_lines.c.line_number)
-        )
-        return [dict(row._mapping) for row in rows]
+        """In line order."""
+        if settlement_id not in self._entries:
+            self.prefetch_entries((settlement_id,))
+        return list(self._entry_lines[settlement_id])
 
     def cancellation_of(self, settlement_id: str) -> str | None:
-        self._write_pending()
-        found = self._one(select(t.settlements.c.settlement_id).where(t.settlements.c.reverses_id == settlement_id))
-        return None if found is None else str(found["settlement_id"])
+        if settlement_id not in self._reversed_by:
+            self.prefetch_entries((settlement_id,))
+        return self._reversed_by[settlement_id]
 
     def insert_settlement(self, row: Row, lines: Sequence[Row]) -> None:
         self._pending["settlements"].append(row)
         self._pending["settlement_lines"].extend(lines)
+        settlement_id = str(row["settlement_id"])
+        self._entries[settlement_id] = row
+        self._entry_lines[settlement_id] = list(lines)
+        self._reversed_by.setdefault(settlement_id, None)
+        if row["reverses_id"] is not None:
+            self._reversed_by[str(row["reverses_id"])] = settlement_id
 
     def list_settlements(
         self,
@@ -632,7 +775,8 @@ class Repository:
         self._audit_head = (sequence + 1, row_hash)
 
     def _load_audit_head(self) -> tuple[int, str]:
-        row = self._one(_AUDIT_HEAD)
+        found = self._batch_read(_AUDIT_HEAD, {}, _AUDIT_HEAD_SQLITE, (), ())
+        row = found[0] if found else None
         return (0, GENESIS_HASH) if row is None else (int(row["sequence"]), str(row["row_hash"]))
 
     # --- flush ---------------------------------------------------------------------------------
