@@ -47,42 +47,9 @@ _ACCOUNT_STATE = (
     .select_from(_a.outerjoin(_y, and_(_y.c.person_number == _a.c.person_number, _y.c.year == bindparam("year"))))
     .where(_a.c.person_number == bindparam("person"))
 )
-_p, _c = t.persons, t.cards
-# A batch's persons with their balances and the year's accumulators, in one round trip.
-_VISITS = (
-    select(_p, _a.c.current_year_fen, _a.c.historical_fen, _y.c.deductible_fen, _y.c.fund_fen, _y.c.self_segment_fen)
-    .select_from(
-        _p.outerjoin(_a, _a.c.person_number == _p.c.person_number).outerjoin(
-            _y, and_(_y.c.person_number == _p.c.person_number, _y.c.year == bindparam("year"))
-        )
-    )
-    .where(_p.c.person_number.in_(bindparam("persons", expanding=True)))
-)
-_CARDS = select(_c).where(_c.c.card_number.in_(bindparam("cards", expanding=True)))
-_TERMINALS = select(t.terminals).where(t.terminals.c.terminal_id.in_(bindparam("terminals", expanding=True)))
-_HOSPITALS = select(t.hospitals).where(t.hospitals.c.hospital_id.in_(bindparam("hospitals", expanding=True)))
-_DAY_CLOSED = select(t.closed_days.c.hospital_id).where(
-    and_(t.closed_days.c.hospital_id == bindparam("hospital"), t.closed_days.c.business_date == bindparam("day"))
-)
 _REQUEST = select(t.requests).where(
     and_(t.requests.c.hospital_id == bindparam("hospital"), t.requests.c.request_id == bindparam("request"))
 )
-_REQUESTS = select(t.requests).where(
-    and_(
-        t.requests.c.hospital_id == bindparam("hospital"),
-        t.requests.c.request_id.in_(bindparam("requests", expanding=True)),
-    )
-)
-_ENTRIES = select(t.settlements).where(t.settlements.c.settlement_id.in_(bindparam("ids", expanding=True)))
-_ENTRY_LINES = (
-    select(t.settlement_lines)
-    .where(t.settlement_lines.c.settlement_id.in_(bindparam("ids", expanding=True)))
-    .order_by(t.settlement_lines.c.settlement_id, t.settlement_lines.c.line_number)
-)
-_REVERSALS = select(t.settlements.c.settlement_id, t.settlements.c.reverses_id).where(
-    t.settlements.c.reverses_id.in_(bindparam("ids", expanding=True))
-)
-_AUDIT_HEAD = select(t.audit_log.c.sequence, t.audit_log.c.row_hash).order_by(t.audit_log.c.sequence.desc()).limit(1)
 _AUDIT_LOCK_KEY = 7_204_202_611  # pg_advisory_xact_lock key: one ledger writer at a time across processes
 
 
@@ -103,24 +70,30 @@ def _from_sqlite(*tables: Table) -> dict[str, Callable[[Any], Any]]:
 
 @dataclass(frozen=True)
 class _BatchRead:
-    """One of the writer's batch reads on SQLite, run on the driver's own cursor.
+    """One of the writer's batch reads, written once as SQL for both stores.
 
-    SQLAlchemy's per-execution bookkeeping measured ten times the cost of these small indexed queries, and
-    the writer runs several per batch. ``sql`` has ``{}`` where the IN list's placeholders go; its other
-    parameters come first. Rows come back as dicts keyed by column name, typed as SQLAlchemy types them.
+    On SQLite it runs on the driver's own cursor: SQLAlchemy's per-execution bookkeeping measured ten times
+    the cost of these small indexed queries, and the writer runs several per batch. ``sql`` uses ``?`` for
+    its parameters and ``{}`` where an IN list's placeholders go; the other parameters come first. Rows come
+    back as dicts keyed by column name, typed as SQLAlchemy types them (SQLite stores dates as text and
+    booleans as 0 or 1; psycopg returns both typed).
     """
 
-    sql: str  # "{}" where an IN list's placeholders go, if the read has one
+    sql: str
     converters: Mapping[str, Callable[[Any], Any]]
 
     @classmethod
     def of(cls, sql: str, *tables: Table) -> _BatchRead:
         return cls(sql, _from_sqlite(*tables))
 
-    def rows(self, connection: Connection, leading: Sequence[Any], listed: Sequence[Any]) -> list[Row]:
+    def rows(self, connection: Connection, leading: Sequence[Any], listed: Sequence[Any] = ()) -> list[Row]:
+        parameters = (*leading, *listed)
+        if connection.dialect.name != "sqlite":
+            sql = self.sql.replace("?", "%s").format(", ".join(["%s"] * len(listed)))
+            return [dict(row._mapping) for row in connection.exec_driver_sql(sql, parameters)]
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self.sql.format(", ".join(["?"] * len(listed))), (*leading, *listed))
+            cursor.execute(self.sql.format(", ".join(["?"] * len(listed))), parameters)
             names = [description[0] for description in cursor.description]
             found = cursor.fetchall()
         finally:
@@ -133,10 +106,11 @@ class _BatchRead:
         return rows
 
 
-_HOSPITALS_SQLITE = _BatchRead.of("SELECT * FROM hospitals WHERE hospital_id IN ({})", t.hospitals)
-_TERMINALS_SQLITE = _BatchRead.of("SELECT * FROM terminals WHERE terminal_id IN ({})", t.terminals)
-_CARDS_SQLITE = _BatchRead.of("SELECT * FROM cards WHERE card_number IN ({})", t.cards)
-_VISITS_SQLITE = _BatchRead.of(
+_HOSPITALS = _BatchRead.of("SELECT * FROM hospitals WHERE hospital_id IN ({})", t.hospitals)
+_TERMINALS = _BatchRead.of("SELECT * FROM terminals WHERE terminal_id IN ({})", t.terminals)
+_CARDS = _BatchRead.of("SELECT * FROM cards WHERE card_number IN ({})", t.cards)
+# A batch's persons with their balances and the year's accumulators, in one round trip.
+_VISITS = _BatchRead.of(
     "SELECT p.*, a.current_year_fen, a.historical_fen, y.deductible_fen, y.fund_fen, y.self_segment_fen"
     " FROM persons AS p LEFT OUTER JOIN accounts AS a ON a.person_number = p.person_number"
     " LEFT OUTER JOIN accumulators AS y ON y.person_number = p.person_number AND y.year = ?"
@@ -145,17 +119,19 @@ _VISITS_SQLITE = _BatchRead.of(
     t.accounts,
     t.accumulators,
 )
-_REQUESTS_SQLITE = _BatchRead.of("SELECT * FROM requests WHERE hospital_id = ? AND request_id IN ({})", t.requests)
-_ENTRIES_SQLITE = _BatchRead.of("SELECT * FROM settlements WHERE settlement_id IN ({})", t.settlements)
-_ENTRY_LINES_SQLITE = _BatchRead.of(
+# Equality on the key's first column and IN on the second: both stores search the primary key (a row-value
+# IN makes SQLite scan the whole table).
+_REQUESTS = _BatchRead.of("SELECT * FROM requests WHERE hospital_id = ? AND request_id IN ({})", t.requests)
+_ENTRIES = _BatchRead.of("SELECT * FROM settlements WHERE settlement_id IN ({})", t.settlements)
+_ENTRY_LINES = _BatchRead.of(
     "SELECT * FROM settlement_lines WHERE settlement_id IN ({}) ORDER BY settlement_id, line_number",
     t.settlement_lines,
 )
-_AUDIT_HEAD_SQLITE = _BatchRead.of("SELECT sequence, row_hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
-_DAY_CLOSED_SQLITE = _BatchRead.of(
+_AUDIT_HEAD = _BatchRead.of("SELECT sequence, row_hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+_DAY_CLOSED = _BatchRead.of(
     "SELECT hospital_id FROM closed_days WHERE hospital_id = ? AND business_date = ?", t.closed_days
 )
-_REVERSALS_SQLITE = _BatchRead.of(
+_REVERSALS = _BatchRead.of(
     "SELECT settlement_id, reverses_id FROM settlements WHERE reverses_id IN ({})",
     t.settlements,
 )
@@ -278,7 +254,6 @@ class Repository:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self._on_sqlite = connection.dialect.name == "sqlite"
         self._ledger_deltas: dict[str, int] = {}
         self._audit_rows: list[Row] = []
         self._audit_head: tuple[int, str] | None = None
@@ -307,19 +282,6 @@ class Repository:
         self._entries: dict[str, Row | None] = {}
         self._entry_lines: dict[str, list[Row]] = {}
         self._reversed_by: dict[str, str | None] = {}
-
-    def _batch_read(
-        self,
-        statement: Any,
-        parameters: Mapping[str, Any],
-        on_sqlite: _BatchRead,
-        leading: Sequence[Any],
-        listed: Sequence[Any],
-    ) -> list[Row]:
-        """``statement`` with ``parameters``, or the same read on SQLite's cursor (see ``_BatchRead``)."""
-        if self._on_sqlite:
-            return on_sqlite.rows(self.connection, leading, listed)
-        return [dict(row._mapping) for row in self.connection.execute(statement, parameters)]
 
     # --- locking -------------------------------------------------------------------------------
 
@@ -373,15 +335,12 @@ class Repository:
         wanted = set(callers)
         hospitals = sorted({h for h, _ in wanted if ("hospital", h) not in self._reference})
         terminals = sorted({term for _, term in wanted if ("terminal", term) not in self._reference})
-        for kind, names, statement, key, on_sqlite in (
-            ("hospital", hospitals, _HOSPITALS, "hospitals", _HOSPITALS_SQLITE),
-            ("terminal", terminals, _TERMINALS, "terminals", _TERMINALS_SQLITE),
-        ):
+        for kind, names, read in (("hospital", hospitals, _HOSPITALS), ("terminal", terminals, _TERMINALS)):
             if not names:
                 continue
             for name in names:
                 self._reference[(kind, name)] = None
-            for found in self._batch_read(statement, {key: names}, on_sqlite, (), names):
+            for found in read.rows(self.connection, (), names):
                 self._reference[(kind, found[f"{kind}_id"])] = found
 
     def prefetch_visits(self, visits: Iterable[tuple[str, int, str]]) -> None:
@@ -400,10 +359,10 @@ class Repository:
             wanted = sorted(persons)
             for person in wanted:
                 self._reference.setdefault(("person", person), None)
-            for found in self._batch_read(_VISITS, {"persons": wanted, "year": year}, _VISITS_SQLITE, (year,), wanted):
+            for found in _VISITS.rows(self.connection, (year,), wanted):
                 person = found["person_number"]
                 if self._reference.get(("person", person)) is None:
-                    self._reference[("person", person)] = {c.name: found[c.name] for c in _p.columns}
+                    self._reference[("person", person)] = {c.name: found[c.name] for c in t.persons.columns}
                 if found["current_year_fen"] is None:
                     continue  # no account: account_state() says so
                 self._balances.setdefault(person, (found["current_year_fen"], found["historical_fen"]))
@@ -412,7 +371,7 @@ class Repository:
             wanted_cards = sorted(cards)
             for card in wanted_cards:
                 self._reference[("card", card)] = None
-            for found in self._batch_read(_CARDS, {"cards": wanted_cards}, _CARDS_SQLITE, (), wanted_cards):
+            for found in _CARDS.rows(self.connection, (), wanted_cards):
                 self._reference[("card", found["card_number"])] = found
 
     def person(self, person_number: str) -> Row | None:
@@ -443,9 +402,8 @@ class Repository:
         """Read once per transaction: a close takes the same writer lock, so it cannot land in between."""
         key = (hospital_id, business_date)
         if key not in self._days_closed:
-            parameters = {"hospital": hospital_id, "day": business_date}
-            leading = (hospital_id, business_date.isoformat())
-            self._days_closed[key] = bool(self._batch_read(_DAY_CLOSED, parameters, _DAY_CLOSED_SQLITE, leading, ()))
+            # The date as its ISO text: how SQLite stores it, and a valid date literal for PostgreSQL.
+            self._days_closed[key] = bool(_DAY_CLOSED.rows(self.connection, (hospital_id, business_date.isoformat())))
         return self._days_closed[key]
 
     def insert_hospital(
@@ -558,10 +516,7 @@ class Repository:
         for hospital_id, request_id in wanted:
             by_hospital.setdefault(hospital_id, []).append(request_id)
         for hospital_id, request_ids in by_hospital.items():
-            # Equality on the key's first column and IN on the second: both stores search the primary key
-            # (a row-value IN makes SQLite scan the whole table).
-            parameters = {"hospital": hospital_id, "requests": request_ids}
-            for found in self._batch_read(_REQUESTS, parameters, _REQUESTS_SQLITE, (hospital_id,), request_ids):
+            for found in _REQUESTS.rows(self.connection, (hospital_id,), request_ids):
                 self._known_requests[(found["hospital_id"], found["request_id"])] = found
 
     def request(self, hospital_id: str, request_id: str) -> Row | None:
@@ -620,12 +575,11 @@ class Repository:
                 self._entries[settlement_id] = None
                 self._entry_lines[settlement_id] = []
                 self._reversed_by.setdefault(settlement_id, None)
-            parameters = {"ids": wanted}
-            for found in self._batch_read(_ENTRIES, parameters, _ENTRIES_SQLITE, (), wanted):
+            for found in _ENTRIES.rows(self.connection, (), wanted):
                 self._entries[found["settlement_id"]] = found
-            for found in self._batch_read(_ENTRY_LINES, parameters, _ENTRY_LINES_SQLITE, (), wanted):
+            for found in _ENTRY_LINES.rows(self.connection, (), wanted):
                 self._entry_lines[found["settlement_id"]].append(found)
-            for found in self._batch_read(_REVERSALS, parameters, _REVERSALS_SQLITE, (), wanted):
+            for found in _REVERSALS.rows(self.connection, (), wanted):
                 self._reversed_by[found["reverses_id"]] = found["settlement_id"]
         return [found for found in (self._entries[s] for s in wanted) if found is not None]
 
@@ -775,7 +729,7 @@ class Repository:
         self._audit_head = (sequence + 1, row_hash)
 
     def _load_audit_head(self) -> tuple[int, str]:
-        found = self._batch_read(_AUDIT_HEAD, {}, _AUDIT_HEAD_SQLITE, (), ())
+        found = _AUDIT_HEAD.rows(self.connection, ())
         row = found[0] if found else None
         return (0, GENESIS_HASH) if row is None else (int(row["sequence"]), str(row["row_hash"]))
 
