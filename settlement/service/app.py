@@ -29,7 +29,7 @@ from settlement.service.policy_book import PolicyBook
 from settlement.service.replies import CancelResult, RefundResult, load_view
 from settlement.service.settle import check_card
 from settlement.service.views import AccountView, QuoteView, SettlementView, settlement_view
-from settlement.service.writer import CommitObserver, Writer
+from settlement.service.writer import CommitObserver, Write, Writer
 from settlement.storage.engine import Engines, make_engines
 from settlement.storage.migrate import require_current
 from settlement.storage.repository import Repository
@@ -70,31 +70,41 @@ class SettlementApp:
     # --- writes --------------------------------------------------------------------------------
 
     def quote(self, command: QuoteCommand, *, deadline: float | None = None) -> QuoteView:
-        return self.writer.run(
-            lambda repo: settling.quote(repo, self.context, command),
-            keys=settling.write_keys(command.caller, command.charge),
-            deadline=deadline,
-        )
+        return self.writer.write(self.quote_write(command), deadline=deadline)
 
     def settle(self, command: SettleCommand, *, deadline: float | None = None) -> SettlementView:
-        return self.writer.run(
-            lambda repo: settling.settle(repo, self.context, command),
-            keys=settling.write_keys(command.caller, command.charge, command.request_id, command.card_proof),
-            deadline=deadline,
-        )
+        return self.writer.write(self.settle_write(command), deadline=deadline)
 
     def cancel(self, command: CancelCommand, *, deadline: float | None = None) -> CancelResult:
-        return self.writer.run(
-            lambda repo: reversal.cancel(repo, self.context, command),
-            keys=reversal.write_keys(command.caller, command.request_id, command.settlement_id),
-            deadline=deadline,
-        )
+        return self.writer.write(self.cancel_write(command), deadline=deadline)
 
     def refund(self, command: RefundCommand, *, deadline: float | None = None) -> RefundResult:
-        return self.writer.run(
+        return self.writer.write(self.refund_write(command), deadline=deadline)
+
+    # What each command writes, for a caller that batches writes itself (the gRPC server's group commit).
+
+    def quote_write(self, command: QuoteCommand) -> Write[QuoteView]:
+        return Write(
+            lambda repo: settling.quote(repo, self.context, command),
+            settling.write_keys(command.caller, command.charge),
+        )
+
+    def settle_write(self, command: SettleCommand) -> Write[SettlementView]:
+        return Write(
+            lambda repo: settling.settle(repo, self.context, command),
+            settling.write_keys(command.caller, command.charge, command.request_id, command.card_proof),
+        )
+
+    def cancel_write(self, command: CancelCommand) -> Write[CancelResult]:
+        return Write(
+            lambda repo: reversal.cancel(repo, self.context, command),
+            reversal.write_keys(command.caller, command.request_id, command.settlement_id),
+        )
+
+    def refund_write(self, command: RefundCommand) -> Write[RefundResult]:
+        return Write(
             lambda repo: reversal.refund(repo, self.context, command),
-            keys=reversal.write_keys(command.caller, command.request_id, command.settlement_id),
-            deadline=deadline,
+            reversal.write_keys(command.caller, command.request_id, command.settlement_id),
         )
 
     # --- reads ---------------------------------------------------------------------------------

@@ -7,10 +7,15 @@ never fails its neighbours. Must never resolve a caller before the commit that h
 
 A job is a function of one ``Repository``. It may raise a ``SettlementError`` only before its first
 write (a refusal it records is its write); the rest of the batch still commits.
+
+The writer thread serves the CLI, the HIS adapters and tests. The gRPC server batches on its event loop
+instead (``settlement.server.group_commit``) and hands each batch to ``commit_batch``: same transaction,
+same refusals, no thread between a call and its commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -32,8 +37,16 @@ Result = TypeVar("Result")
 CommitObserver = Callable[[int, float], None]  # (jobs in the batch, seconds the commit took)
 
 
+@dataclass(frozen=True, slots=True)
+class Write(Generic[Result]):
+    """What a command writes: its work on one ``Repository`` and the keys the batch read fetches for it."""
+
+    work: Callable[[Repository], Result]
+    keys: WriteKeys
+
+
 @dataclass(eq=False)
-class _Job:
+class WriteJob:
     work: Callable[[Repository], Any]
     keys: WriteKeys  # what it will read: fetched for the whole batch at once
     deadline: float | None  # time.monotonic() value
@@ -45,7 +58,7 @@ NO_KEYS = WriteKeys()
 _MIN_COMMIT_BUDGET_SECONDS = limits.MIN_COMMIT_BUDGET_MS / 1000
 
 
-def _too_late() -> DeadlineTooShort:
+def too_late() -> DeadlineTooShort:
     return DeadlineTooShort(
         f"less than {limits.MIN_COMMIT_BUDGET_MS} ms of the deadline was left, too little for a commit; "
         "nothing was written: retry with the same request_id and a longer deadline",
@@ -64,7 +77,7 @@ class Writer:
     ) -> None:
         self._engines = engines
         self._max_jobs = max_jobs_per_commit
-        self._queue: queue.Queue[_Job | object] = queue.Queue(maxsize=max_queue_depth)
+        self._queue: queue.Queue[WriteJob | object] = queue.Queue(maxsize=max_queue_depth)
         self._on_commit = on_commit
         self._thread = threading.Thread(target=self._loop, name="settlement-writer", daemon=True)
         self._stopping = False
@@ -80,6 +93,16 @@ class Writer:
         self._queue.put(_STOP)
         self._thread.join()
 
+    def admit(
+        self, work: Callable[[Repository], Any], *, keys: WriteKeys = NO_KEYS, deadline: float | None = None
+    ) -> WriteJob:
+        """A job for ``commit_batch`` or the queue; refused while stopping or with too little deadline left."""
+        if self._stopping:
+            raise Unavailable("the engine is shutting down; retry with the same request_id")
+        if deadline is not None and deadline - time.monotonic() < _MIN_COMMIT_BUDGET_SECONDS:
+            raise too_late()
+        return WriteJob(work, keys, deadline)
+
     def submit(
         self,
         work: Callable[[Repository], Result],
@@ -87,11 +110,7 @@ class Writer:
         keys: WriteKeys = NO_KEYS,
         deadline: float | None = None,
     ) -> Future[Result]:
-        if self._stopping:
-            raise Unavailable("the engine is shutting down; retry with the same request_id")
-        if deadline is not None and deadline - time.monotonic() < _MIN_COMMIT_BUDGET_SECONDS:
-            raise _too_late()
-        job = _Job(work, keys, deadline)
+        job = self.admit(work, keys=keys, deadline=deadline)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -100,6 +119,10 @@ class Writer:
                 metadata={"limit": str(self._queue.maxsize)},
             ) from None
         return job.future
+
+    def write(self, write: Write[Result], *, deadline: float | None = None) -> Result:
+        """``run`` for a ``Write``."""
+        return self.run(write.work, keys=write.keys, deadline=deadline)
 
     def run(
         self,
@@ -117,7 +140,7 @@ class Writer:
             return future.result(timeout=max(0.0, deadline - time.monotonic() - _MIN_COMMIT_BUDGET_SECONDS))
         except TimeoutError:
             if future.cancel():
-                raise _too_late() from None
+                raise too_late() from None
         try:
             return future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
         except TimeoutError:
@@ -132,7 +155,7 @@ class Writer:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch: list[_Job] = [first]  # type: ignore[list-item]
+            batch: list[WriteJob] = [first]  # type: ignore[list-item]
             stop_after = False
             while len(batch) < self._max_jobs:
                 try:
@@ -143,18 +166,25 @@ class Writer:
                     stop_after = True
                     break
                 batch.append(more)  # type: ignore[arg-type]
-            try:
-                self._commit(self._still_wanted(batch))
-            except Exception:  # never let one batch stop the writer: every later caller would wait forever
-                log.exception("the writer failed outside a transaction")
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
+            self.commit_batch(batch)
             if stop_after:
                 return
 
+    def commit_batch(self, batch: list[WriteJob], *, turn_held: bool = False) -> None:
+        """Commit the jobs still wanted in one transaction and resolve every job's future; never raises.
+
+        ``turn_held``: the caller already holds this process's write turn (``Engines.write_turn_lock``).
+        """
+        try:
+            self._commit(self._still_wanted(batch), turn_held=turn_held)
+        except Exception:  # never let one batch stop the writer: every later caller would wait forever
+            log.exception("the writer failed outside a transaction")
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
+
     @staticmethod
-    def _still_wanted(batch: list[_Job]) -> list[_Job]:
+    def _still_wanted(batch: list[WriteJob]) -> list[WriteJob]:
         """No commit starts after its deadline: such jobs are refused, nothing of them written."""
         now = time.monotonic()
         wanted = []
@@ -162,18 +192,21 @@ class Writer:
             if job.future.cancelled():  # its caller gave up waiting while it was queued (Writer.run)
                 continue
             if job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS:
-                job.future.set_exception(_too_late())
+                job.future.set_exception(too_late())
             elif job.future.set_running_or_notify_cancel():
                 wanted.append(job)
         return wanted
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[WriteJob], *, turn_held: bool = False) -> None:
         if not batch:
             return
         started = time.perf_counter()
-        outcomes: list[tuple[_Job, bool, Any]] = []
+        outcomes: list[tuple[WriteJob, bool, Any]] = []
         try:
-            with self._engines.write_turn(), self._engines.writer.begin() as connection:
+            with (
+                contextlib.nullcontext() if turn_held else self._engines.write_turn(),
+                self._engines.writer.begin() as connection,
+            ):
                 repo = Repository(connection)
                 repo.prepare([job.keys for job in batch])
                 for job in batch:
@@ -188,7 +221,7 @@ class Writer:
                     "a batch of %d failed (%s); committing its jobs one by one", len(batch), type(error).__name__
                 )
                 for job in batch:
-                    self._commit([job])
+                    self._commit([job], turn_held=turn_held)
                 return
             self._fail(batch[0], error)
             return
@@ -206,7 +239,7 @@ class Writer:
                 job.future.set_exception(value)
 
     @staticmethod
-    def _fail(job: _Job, error: Exception) -> None:
+    def _fail(job: WriteJob, error: Exception) -> None:
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             job.future.set_exception(Unavailable("the database connection was lost; retry with the same request_id"))
         elif isinstance(error, DBAPIError) and isinstance(error, OperationalError):

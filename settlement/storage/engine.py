@@ -53,9 +53,38 @@ class Engines:
         finally:
             os.close(descriptor)  # closing releases the lock
 
+    def write_turn_lock(self) -> WriteTurnLock | None:
+        """A held-open handle on the same turn, for a caller that must not block while it waits (the
+        server's event loop tries it first and waits in a helper thread only when another process writes).
+        None when there is no lock file (PostgreSQL, in-memory SQLite)."""
+        return None if self.write_lock_file is None else WriteTurnLock(self.write_lock_file)
+
     def dispose(self) -> None:
         self.writer.dispose()
         self.reader.dispose()
+
+
+class WriteTurnLock:
+    """The write turn's ``flock`` on a descriptor kept open; the same lock ``Engines.write_turn`` takes."""
+
+    def __init__(self, path: Path) -> None:
+        self._descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def acquire(self) -> None:
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._descriptor)
 
 
 def sqlite_url(path: Path) -> str:
