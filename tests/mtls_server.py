@@ -23,6 +23,7 @@ def serve_over_mtls(
     *,
     environment: Mapping[str, str] | None = None,
     metrics: ServerMetrics | None = None,
+    servicer: SettlementServicer | None = None,
 ) -> RunningServer:
     """``directory`` receives the CA (``pki.CA_CERT``) and the server's certificate; ``environment`` adds
     or overrides configuration variables."""
@@ -42,7 +43,9 @@ def serve_over_mtls(
     )
     return build_server(
         config,
-        lambda server: pb_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(app, dev_mode=False), server),
+        lambda server: pb_grpc.add_SettlementServiceServicer_to_server(
+            servicer or SettlementServicer(app, dev_mode=False), server
+        ),
         lambda: True,
         metrics=metrics,
     )

@@ -116,18 +116,22 @@ def _serve(args: argparse.Namespace) -> int:
             return False
         return True
 
+    servicer = SettlementServicer(app, dev_mode=config.dev_mode)
+
+    def close() -> None:
+        servicer.close()
+        app.close()
+
     try:
         run_server(
             config,
-            lambda server: add_SettlementServiceServicer_to_server(
-                SettlementServicer(app, dev_mode=config.dev_mode), server
-            ),
+            lambda server: add_SettlementServiceServicer_to_server(servicer, server),
             ready,
-            on_drain=app.close,
+            on_drain=close,
             metrics=metrics,
         )
     except ServerStartError as error:
-        app.close()
+        close()
         print(f"settlement serve: {error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

@@ -12,8 +12,10 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+import grpc.aio
 from cryptography import x509
 
 from settlement.errors import InvalidField, OtherHospital, PermissionDenied, Unauthenticated
@@ -26,6 +28,8 @@ DEV_TERMINAL_METADATA = "x-dev-terminal-id"
 PEER_CERTIFICATE_PROPERTY = "x509_pem_cert"
 _OPERATOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")  # an HIS staff id: ASCII, at most 64
 _CACHED_CERTIFICATES = 4096  # terminals of a large site; each entry is one parsed certificate's names
+# The server runs on grpc.aio; these functions only read the peer and the metadata, which both kinds have.
+ServicerContext = grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class Terminal:
     terminal_id: str
 
 
-def identify(context: grpc.ServicerContext, *, dev_mode: bool) -> Caller:
+def identify(context: ServicerContext, *, dev_mode: bool) -> Caller:
     """The caller of this RPC; raises ``Unauthenticated`` or ``PermissionDenied`` when there is none."""
     terminal = terminal_of(context, dev_mode=dev_mode)
     return Caller(terminal.hospital_id, terminal.terminal_id, operator_of(context))
@@ -52,7 +56,7 @@ def check_hospital(caller: Caller, requested_hospital_id: str, *, field: str = "
         )
 
 
-def terminal_of(context: grpc.ServicerContext, *, dev_mode: bool) -> Terminal:
+def terminal_of(context: ServicerContext, *, dev_mode: bool) -> Terminal:
     pem = peer_certificate_pem(context)
     if pem is not None:
         terminal = terminal_of_certificate(pem)
@@ -77,7 +81,7 @@ def terminal_of(context: grpc.ServicerContext, *, dev_mode: bool) -> Terminal:
     return Terminal(hospital or "", terminal_id or "")
 
 
-def operator_of(context: grpc.ServicerContext) -> str:
+def operator_of(context: ServicerContext) -> str:
     values = _values(context, OPERATOR_METADATA)
     if not values or (len(values) == 1 and isinstance(values[0], str) and not values[0].strip()):
         raise Unauthenticated(
@@ -93,7 +97,7 @@ def operator_of(context: grpc.ServicerContext) -> str:
     return value
 
 
-def peer_terminal(context: grpc.ServicerContext, *, dev_mode: bool) -> Terminal | None:
+def peer_terminal(context: ServicerContext, *, dev_mode: bool) -> Terminal | None:
     """The caller's terminal if it can be told, else None: for log lines, never for decisions."""
     try:
         return terminal_of(context, dev_mode=dev_mode)
@@ -101,7 +105,7 @@ def peer_terminal(context: grpc.ServicerContext, *, dev_mode: bool) -> Terminal 
         return None
 
 
-def peer_certificate_pem(context: grpc.ServicerContext) -> bytes | None:
+def peer_certificate_pem(context: ServicerContext) -> bytes | None:
     # grpc-stubs types the values as bytes; gRPC gives a list of bytes per property.
     values: object = context.auth_context().get(PEER_CERTIFICATE_PROPERTY)
     if isinstance(values, bytes):
@@ -129,11 +133,11 @@ def terminal_of_certificate(pem: bytes) -> Terminal | None:
     return Terminal(found[0]["hospital"], found[0]["terminal"])
 
 
-def _values(context: grpc.ServicerContext, key: str) -> list[str | bytes]:
-    return [value for name, value in context.invocation_metadata() if name == key]
+def _values(context: ServicerContext, key: str) -> list[str | bytes]:
+    return [value for name, value in context.invocation_metadata() or () if name == key]
 
 
-def _single(context: grpc.ServicerContext, key: str) -> str | None:
+def _single(context: ServicerContext, key: str) -> str | None:
     """The one value of a metadata key; None when absent, sent twice, or binary."""
     values = _values(context, key)
     if len(values) != 1 or not isinstance(values[0], str):

@@ -8,15 +8,17 @@ the outcome reason, both bounded sets; log lines carry the terminal and a masked
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from wsgiref.simple_server import WSGIServer
 
 import grpc
+import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from settlement.errors import InvariantViolated, SettlementError
@@ -78,10 +80,11 @@ class ServerMetrics:
         self.commit_batch_size.observe(batch_size)
 
 
-Behaviour = Callable[[Any, grpc.ServicerContext], Any]
+Context = grpc.aio.ServicerContext[Any, Any]
+Behaviour = Callable[[Any, Context], Awaitable[Any]]
 
 
-class ObservingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Counts, times and logs every unary call. Placed inside the status interceptor, so it sees the
     refusal itself (its reason) rather than the abort that carries it."""
 
@@ -89,17 +92,17 @@ class ObservingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._metrics = metrics
         self._dev_mode = dev_mode
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
         # Unknown methods never get here (handler None), so a caller cannot invent label values.
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            self._observed(handler.unary_unary, handler_call_details.method.lstrip("/")),
+            self._observed(cast(Behaviour, handler.unary_unary), handler_call_details.method.lstrip("/")),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -107,20 +110,23 @@ class ObservingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def _observed(self, behaviour: Behaviour, method: str) -> Behaviour:
         metrics = self._metrics
 
-        def observed(request: Any, context: grpc.ServicerContext) -> Any:
+        async def observed(request: Any, context: Context) -> Any:
             metrics.in_flight.inc()
             started = time.perf_counter()
             reason = "INTERNAL"
             try:
-                response = behaviour(request, context)
-                reason = "OK" if context.is_active() else "CANCELLED"
+                response = await behaviour(request, context)
+                reason = "CANCELLED" if context.cancelled() else "OK"
                 return response
             except SettlementError as error:
                 reason = error.reason
                 raise
             except InvariantViolated:
                 raise
-            except Exception:
+            except asyncio.CancelledError:
+                reason = "CANCELLED"
+                raise
+            except grpc.aio.AbortError:
                 reason = _aborted_code(context) or "INTERNAL"
                 raise
             finally:
@@ -136,9 +142,9 @@ class ObservingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         return observed
 
-    def _log(self, level: int, method: str, reason: str, elapsed: float, context: grpc.ServicerContext) -> None:
+    def _log(self, level: int, method: str, reason: str, elapsed: float, context: Context) -> None:
         terminal = peer_terminal(context, dev_mode=self._dev_mode)
-        operators = [value for key, value in context.invocation_metadata() if key == OPERATOR_METADATA]
+        operators = [value for key, value in context.invocation_metadata() or () if key == OPERATOR_METADATA]
         operator = mask(operators[0]) if operators and isinstance(operators[0], str) else "-"
         _access_log.log(
             level,
@@ -148,9 +154,8 @@ class ObservingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
-def _aborted_code(context: grpc.ServicerContext) -> str | None:
-    code_of = getattr(context, "code", None)  # grpc >= 1.38; not in grpc-stubs
-    code = code_of() if callable(code_of) else None
+def _aborted_code(context: Context) -> str | None:
+    code = context.code()
     return code.name if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK else None
 
 

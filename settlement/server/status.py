@@ -10,10 +10,11 @@ here and answered with a fixed INTERNAL message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, NoReturn, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import grpc
+import grpc.aio
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]  # .pyi, no py.typed
 from grpc_status import rpc_status
@@ -45,10 +46,6 @@ def status_of(error: Exception) -> grpc.Status:
     return rich_status(error) if isinstance(error, SettlementError) else internal_status()
 
 
-def abort_with(context: grpc.ServicerContext, error: Exception) -> NoReturn:
-    context.abort_with_status(status_of(error))
-
-
 def _status(
     code: grpc.StatusCode, reason: str, message: str, message_zh: str, metadata: dict[str, str]
 ) -> grpc.Status:
@@ -63,48 +60,47 @@ def _status(
     return rpc_status.to_status(status_pb2.Status(code=number, message=message, details=details))
 
 
-Behaviour = Callable[[Any, grpc.ServicerContext], Any]
+Behaviour = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-class StatusInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+class StatusInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Turns whatever a unary handler raises into the documented status; streams pass untouched."""
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
-        handler = continuation(handler_call_details)
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _guarded(handler.unary_unary, handler_call_details.method),
+            _guarded(cast(Behaviour, handler.unary_unary), handler_call_details.method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    await context.abort_with_status(status)  # type: ignore[attr-defined]  # in grpc.aio, not in grpc-stubs
+
+
 def _guarded(behaviour: Behaviour, method: str) -> Behaviour:
-    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return behaviour(request, context)
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise  # the handler called context.abort itself: its status stands
         except SettlementError as error:
-            abort_with(context, error)
+            await _abort(context, rich_status(error))
         except InvariantViolated:
             _log.exception("invariant violated in %s: aborted, nothing written", method)
-            context.abort_with_status(internal_status())
+            await _abort(context, internal_status())
         except Exception as error:
-            if _already_aborted(context):
-                raise  # the handler called context.abort itself: its status stands
             _log.exception("unexpected %s in %s", type(error).__name__, method)
-            abort_with(context, error)
+            await _abort(context, internal_status())
 
     return guarded
-
-
-def _already_aborted(context: grpc.ServicerContext) -> bool:
-    code_of = getattr(context, "code", None)  # grpc >= 1.38; not in grpc-stubs
-    return callable(code_of) and code_of() not in (None, grpc.StatusCode.OK)
 
 
 # ---- client side -----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ with cards CARD0001…); the PKI is made by ``settlement.server.pki``, in a temp
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,11 +35,13 @@ from settlement.domain import Category
 from settlement.server import pki
 from settlement.server.metrics import ServerMetrics
 from settlement.server.runtime import RunningServer
+from settlement.server.servicer import SettlementServicer
 from settlement.server.status import details_of
 from settlement.service.app import SettlementApp
 from settlement.service.clock import FixedClock, business_date, instant_us
 from settlement.service.context import ServiceContext
 from settlement.service.policy_book import PolicyBook
+from settlement.service.writer import NO_KEYS, Write
 from settlement.storage import tables as t
 from settlement.storage.engine import Engines
 
@@ -59,6 +63,7 @@ class Wire:
 
     running: RunningServer
     app: SettlementApp
+    servicer: SettlementServicer
     engines: Engines
     clock: FixedClock
     directory: Path
@@ -79,8 +84,16 @@ class Wire:
         return Stub(channel)
 
     def writes_settled(self) -> None:
-        """Return once every write queued so far has been committed or refused by the writer."""
+        """Return once every write handed in so far has been committed or refused (the server's group
+        commit, then the writer thread's queue)."""
+        self.running.loop.run(self.servicer.commits.drained())
         self.app.writer.run(lambda _repo: None)
+
+    def hold_commits(self, seconds: float) -> None:
+        """Keep the server's next commit busy for ``seconds``: the calls behind it wait (on SQLite the whole
+        event loop waits, as behind any long batch)."""
+        busy = Write(lambda _repo: time.sleep(seconds), NO_KEYS)
+        asyncio.run_coroutine_threadsafe(self.servicer.commits.run(busy, deadline=None), self.running.loop.loop)
 
     def close(self) -> None:
         for channel in self._channels:
@@ -97,18 +110,21 @@ def real_server(
     context = ServiceContext(PolicyBook.load(POLICIES), {"issuer-1": SoftwareKeySource(MASTER_KEY)}, clock)
     # As `settlement serve` wires it: the writer reports each commit to the server's metrics.
     app = SettlementApp(engines, context, on_commit=lambda jobs, seconds: metrics.observe_commit(seconds, jobs))
+    servicer = SettlementServicer(app, dev_mode=False)
     running = serve_over_mtls(
         app,
         directory,
+        servicer=servicer,
         environment={"SETTLEMENT_METRICS_LISTEN": metrics_listen, "SETTLEMENT_HEALTH_POLL_INTERVAL_MS": "50"},
         metrics=metrics,
     )
-    wire = Wire(running, app, engines, clock, directory)
+    wire = Wire(running, app, servicer, engines, clock, directory)
     try:
         yield wire
     finally:
         wire.close()
         running.close()
+        servicer.close()
         app.close()
 
 

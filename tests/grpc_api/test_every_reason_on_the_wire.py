@@ -11,7 +11,6 @@ come from; a test fails when a reason is neither covered here nor listed.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -514,11 +513,10 @@ def test_a_settle_whose_deadline_passes_before_its_commit_is_never_written_and_i
     seed(engines)
     with real_server(engines, tmp_path) as wire:
         stub = wire.stub()
-        busy = wire.app.writer.submit(lambda _repo: time.sleep(WRITER_BUSY_SECONDS))
+        wire.hold_commits(WRITER_BUSY_SECONDS)
         request = settle_request()
         error = refusal(lambda: _settle(stub, request, timeout=SHORT_DEADLINE_SECONDS))
         assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        busy.result(timeout=TIMEOUT)
         wire.writes_settled()
         assert request.request_id not in settled_request_ids(engines)
         assert recorded_refusal(engines, HOSPITAL, request.request_id) is None  # a retry is not refused

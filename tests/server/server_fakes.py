@@ -14,13 +14,16 @@ by the request's ``person_number``, so a test — or a subprocess — picks an o
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
+import grpc.aio
 
 from settlement import errors
 from settlement.api.gen.clinic.settlement.v1 import (
@@ -47,8 +50,8 @@ class FakeSettlementService(settlement_service_pb2_grpc.SettlementServiceService
     callers: list[Caller] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def Settle(
-        self, request: settlement_service_pb2.SettleRequest, context: grpc.ServicerContext
+    async def Settle(
+        self, request: settlement_service_pb2.SettleRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> settlement_service_pb2.SettleResponse:
         caller = identify(context, dev_mode=self.dev_mode)
         check_hospital(caller, request.hospital_id)
@@ -57,7 +60,7 @@ class FakeSettlementService(settlement_service_pb2_grpc.SettlementServiceService
         match request.person_number:
             case "P-SLOW":
                 print("SLOW_STARTED", flush=True)
-                time.sleep(SLOW_SECONDS)
+                await asyncio.sleep(SLOW_SECONDS)
             case "P-NOT-FOUND":
                 raise errors.PersonNotFound(
                     "no insured person with this person_number; re-read the card",
@@ -70,7 +73,7 @@ class FakeSettlementService(settlement_service_pb2_grpc.SettlementServiceService
             case "P-CRASH":
                 raise RuntimeError("psycopg: connection to /srv/secret/db refused")
             case "P-ABORT":
-                context.abort(grpc.StatusCode.NOT_FOUND, "aborted by hand")
+                await context.abort(grpc.StatusCode.NOT_FOUND, "aborted by hand")
         settlement = settlement_pb2.Settlement(
             settlement_id="S-1",
             request_id=request.request_id,

@@ -33,6 +33,7 @@ from settlement.domain import Category
 from settlement.identity import with_check_character
 from settlement.server import pki
 from settlement.server.config import load_config
+from settlement.server.identity import ServicerContext
 from settlement.server.runtime import RunningServer, build_server
 from settlement.server.servicer import SettlementServicer
 from settlement.service.app import SettlementApp
@@ -98,17 +99,17 @@ class ControlledServicer(SettlementServicer):
         super().__init__(app, dev_mode=dev_mode)
         self.control = control
 
-    def Settle(self, request: pb.SettleRequest, context: grpc.ServicerContext) -> pb.SettleResponse:
-        reply = super().Settle(request, context)  # committed from here on
+    async def Settle(self, request: pb.SettleRequest, context: ServicerContext) -> pb.SettleResponse:
+        reply = await super().Settle(request, context)  # committed from here on
         self.control.settles_committed += 1
         victim = self.control.kill_on_settle
         if victim is not None:
             self.control.kill_on_settle = None
             os.kill(victim.pid, signal.SIGKILL)  # the test reaps it; the abort below goes to a dead peer
-            context.abort(grpc.StatusCode.UNAVAILABLE, "test: the terminal died before the reply")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "test: the terminal died before the reply")  # type: ignore[union-attr]
         if self.control.drop_settle_replies > 0:
             self.control.drop_settle_replies -= 1
-            context.abort(grpc.StatusCode.UNAVAILABLE, "test: the reply was lost on the way back")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "test: the reply was lost on the way back")  # type: ignore[union-attr]
         return reply
 
 
