@@ -6,6 +6,7 @@ that is not at the newest revision and names the command that fixes it.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -26,6 +27,7 @@ def _config() -> Config:
     return config
 
 
+@functools.cache  # the scripts ship with the code: reading them once per process is enough
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:
