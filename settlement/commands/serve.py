@@ -116,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
             return False
         return True
 
-    servicer = SettlementServicer(app, dev_mode=config.dev_mode)
+    servicer = SettlementServicer(
+        app, dev_mode=config.dev_mode, commit_window_ms=config.limits.group_commit_window_ms
+    )
 
     def close() -> None:
         servicer.close()

@@ -35,6 +35,7 @@ class ServerLimits:
     max_concurrent_rpcs: int = limits.MAX_CONCURRENT_RPCS
     processes: int = limits.SERVER_PROCESSES
     worker_threads: int = limits.SERVER_WORKER_THREADS
+    group_commit_window_ms: float = limits.GROUP_COMMIT_WINDOW_MS
     keepalive_time_ms: int = limits.KEEPALIVE_TIME_MS
     keepalive_timeout_ms: int = limits.KEEPALIVE_TIMEOUT_MS
     min_client_ping_interval_ms: int = limits.MIN_CLIENT_PING_INTERVAL_MS
@@ -217,7 +218,7 @@ def _tls(values: Mapping[tuple[str, str], object], dev_mode: bool, source: str) 
 
 def _check_limits(server_limits: ServerLimits, source: str) -> None:
     for name, value in vars(server_limits).items():
-        allowed_zero = name == "drain_notice_seconds"
+        allowed_zero = name in ("drain_notice_seconds", "group_commit_window_ms")
         if value < 0 or (value == 0 and not allowed_zero):
             raise ConfigError(f"{source}: [limits].{name} must be {'≥ 0' if allowed_zero else '> 0'}, got {value}")
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from settlement import limits
 from settlement.api.gen.clinic.settlement.v1 import (
     settlement_service_pb2 as pb,
 )
@@ -45,10 +46,12 @@ Result = TypeVar("Result")
 class SettlementServicer(pb_grpc.SettlementServiceServicer):
     """Serve from one event loop (``settlement.server.runtime`` runs it); ``close`` after the server stopped."""
 
-    def __init__(self, app: SettlementApp, *, dev_mode: bool) -> None:
+    def __init__(
+        self, app: SettlementApp, *, dev_mode: bool, commit_window_ms: float = limits.GROUP_COMMIT_WINDOW_MS
+    ) -> None:
         self.app = app
         self.dev_mode = dev_mode
-        self.commits = GroupCommit(app.writer, app.engines)
+        self.commits = GroupCommit(app.writer, app.engines, window_seconds=commit_window_ms / 1000)
         self._reads_inline = app.engines.is_sqlite
 
     def close(self) -> None:
