@@ -4,7 +4,7 @@ playing a realistic mix against ``settlement serve``, beside an empty-RPC baseli
     .venv/bin/python bench/grpc_load.py                                # 32 terminals, 10 s, own server on SQLite
     .venv/bin/python bench/grpc_load.py --terminals 8 --seconds 30 --store postgres --json figures.json
     .venv/bin/python bench/grpc_load.py --card-proof                   # every settle signed by a virtual card
-    .venv/bin/python bench/grpc_load.py --server-env SETTLEMENT_WORKER_THREADS=16   # try a server setting
+    .venv/bin/python bench/grpc_load.py --server-env SETTLEMENT_PROCESSES=2         # try a server setting
     .venv/bin/python bench/grpc_load.py --target 127.0.0.1:50051 --pki data/demo/pki --seconds 5
 
 Own server (the default): in a temporary folder it runs ``settlement db upgrade``, ``settlement hospitals
@@ -12,9 +12,10 @@ import`` (a bench hospital in region 330100 with N desk terminals), ``settlement
 demo files (``demo/*.csv``: 306 persons with active cards), ``settlement pki init`` / ``issue-server`` and
 issues one terminal certificate per terminal (the library call behind ``settlement pki issue-terminal``,
 to spare N interpreter starts), then starts ``settlement serve`` in mTLS mode with the production limits
-(16 worker threads, 256 concurrent RPCs), logging one line per RPC to a file as in production. SQLite is a
-file in that folder; PostgreSQL a throwaway database on 127.0.0.1:5432 (``--postgres-admin``). Afterwards
-it stops the server with SIGTERM and runs ``settlement ledger check`` on what the load wrote.
+(one process, 256 concurrent RPCs, 2 ms group-commit window), logging one line per RPC to a file as in
+production. SQLite is a file in that folder; PostgreSQL a throwaway database on 127.0.0.1:5432
+(``--postgres-admin``). Afterwards it stops the server with SIGTERM and runs ``settlement ledger check``
+on what the load wrote.
 
 A running server (``--target`` with ``--pki DIR``): every ``DIR/terminals/<hospital>/<terminal>.crt`` is a
 terminal (cycled when there are fewer certificates than ``--terminals``; each terminal still opens its own
@@ -448,12 +449,12 @@ def own_server(args: argparse.Namespace, folder: Path) -> Iterator[Server]:
     try:
         server_processes = int(env.get("SETTLEMENT_PROCESSES", str(limits.SERVER_PROCESSES)))
         port, metrics_ports = _wait_for_server(process, log_file, server_processes)
-        workers = env.get("SETTLEMENT_WORKER_THREADS", str(limits.SERVER_WORKER_THREADS))
+        window = env.get("SETTLEMENT_GROUP_COMMIT_WINDOW_MS", str(limits.GROUP_COMMIT_WINDOW_MS))
         yield Server(
             f"127.0.0.1:{port}", pki / "ca.crt", terminals, process, log_file, database_url,
             tuple(f"http://127.0.0.1:{metrics_port}/metrics" for metrics_port in metrics_ports),
-            f"own server: settlement serve, mTLS, {args.store}, {server_processes} process(es) "
-            f"of {workers} worker threads",
+            f"own server: settlement serve, mTLS, {args.store}, {server_processes} process(es), "
+            f"one event loop each, group commit window {window} ms",
         )
     finally:
         _stop(process)
@@ -770,7 +771,7 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite", help="own server's database")
     parser.add_argument("--postgres-admin", default=POSTGRES_ADMIN, help="where to create the throwaway database")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment setting for the own server, e.g. SETTLEMENT_WORKER_THREADS=16")
+                        help="an environment setting for the own server, e.g. SETTLEMENT_PROCESSES=2")
     parser.add_argument("--target", help="HOST:PORT of a running server instead of an own one (needs --pki)")
     parser.add_argument("--pki", type=Path, help="with --target: the folder with ca.crt and terminals/*/*.crt")
     parser.add_argument("--server-name", default="", help="with --target: the name on the server certificate")
