@@ -214,7 +214,7 @@ def _run(
         if hook is not None:
             hook(number)
     totals = {"persons": persons, "amount_fen": amount_fen, "resumed_persons": resumed, "business_date": str(day)}
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         done_detail = _recorded(connection, job, job.run_id)
@@ -236,7 +236,7 @@ def _run(
 
 def _begin(engines: Engines, job: _Job, *, actor: str, clock: Clock, day: dt.date) -> JobOutcome | None:
     """The outcome when the job is done already; otherwise checks it may run and records that it began."""
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         done = _recorded(connection, job, job.run_id)
@@ -262,7 +262,7 @@ def _chunk(
     engines: Engines, job: _Job, after: str, size: int, *, actor: str, clock: Clock, day: dt.date
 ) -> tuple[str, int, int, int, int] | None:
     """One transaction: the next ``size`` persons; returns (last person, moved, fen, skipped, skipped fen)."""
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         persons = [str(person) for person in connection.execute(job.persons(after, size)).scalars()]
         if not persons:

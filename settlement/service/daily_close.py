@@ -170,7 +170,7 @@ def _commit(
 ) -> CloseResult | None:
     """Under the writer lock: store the close (or audit the repeat or refusal); None if the day moved on."""
     subject = day_subject(hospital_id, day)
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing([])
         stored = closed_day(connection, hospital_id, day)

@@ -174,7 +174,7 @@ def register_hospitals(
     """Add what is new, skip what is identical, refuse (writing nothing) what conflicts."""
     entries = read_hospitals(path, regions)
     added_hospitals, added_terminals, unchanged = 0, 0, 0
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         for entry in entries:
@@ -454,7 +454,7 @@ def import_enrolment(
         return _already(run_id, done)
     rows, problems = read_enrolment(data, encoding=encoding, regions=regions, key=key)
     if not problems:
-        with engines.writer.begin() as connection:
+        with engines.write_transaction() as connection:
             repo = Repository(connection)
             repo.lock_for_writing(())
             done = _run_detail(connection, run_id)
@@ -607,7 +607,7 @@ def _audit_refusal(
     engines: Engines, run_id: str, data: bytes, problems: Sequence[RowProblem], *, source: str, actor: str, clock: Clock
 ) -> None:
     """A refused file changes nothing but is an attempt worth a trace (its count of problems, not its contents)."""
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         repo.audit(

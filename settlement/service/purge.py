@@ -44,7 +44,7 @@ def purge_expired(engines: Engines, *, retention_days: int, actor: str, clock: C
 
 
 def _delete(engines: Engines, table: str, before_us: int, *, actor: str, now_us: int) -> int:
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         deleted = repo.delete_older_than(table, before_us)

@@ -57,7 +57,7 @@ def record_reconciliation(
         "files": {role: {"name": path.name, "sha256": _sha256(path)} for role, path in sorted(files.items())},
     }
     now_us = (clock or SystemClock()).now_us()
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing([])
         repo.audit(

@@ -43,7 +43,7 @@ def set_card_status(
     if status not in CARD_STATUSES:
         raise InvalidField(f"status must be one of {', '.join(CARD_STATUSES)}, got {status!r}", field="status")
     shown = mask(card_number)
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         card = repo.card(card_number)
@@ -61,7 +61,7 @@ def set_terminal_active(
 ) -> StatusChange:
     """Switch a desk or HIS terminal on or off; its certificate stays valid but its calls are refused."""
     _check_reason(reason)
-    with engines.writer.begin() as connection:
+    with engines.write_transaction() as connection:
         repo = Repository(connection)
         repo.lock_for_writing(())
         terminal = repo.terminal(terminal_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 
 from settlement import limits
 
@@ -52,6 +52,14 @@ class Engines:
             yield
         finally:
             os.close(descriptor)  # closing releases the lock
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction for a job beside the server (enrolment, funding, rollover, daily close…):
+        it waits for the write turn like the server's writers, so on SQLite a running server's event loop
+        never sits in SQLite's busy handler behind it."""
+        with self.write_turn(), self.writer.begin() as connection:
+            yield connection
 
     def write_turn_lock(self) -> WriteTurnLock | None:
         """A held-open handle on the same turn, for a caller that must not block while it waits (the

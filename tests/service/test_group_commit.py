@@ -130,3 +130,33 @@ def test_while_another_process_writes_the_loop_keeps_serving_and_the_write_follo
     assert result == "written"
     assert ticks >= HOLD_SECONDS / 0.01 / 2, "the loop kept running while the write waited for its turn"
 
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_job_beside_the_server_waits_for_the_write_turn_before_it_opens_its_transaction(engines: Engines) -> None:
+    server_writing = threading.Event()
+    release = threading.Event()
+    opened_at: list[float] = []
+
+    def server_batch() -> None:
+        with engines.write_turn():
+            server_writing.set()
+            release.wait(timeout=5)
+
+    def command_line_job() -> None:
+        with engines.write_transaction():
+            opened_at.append(time.monotonic())
+
+    server = threading.Thread(target=server_batch)
+    server.start()
+    assert server_writing.wait(timeout=5)
+    job = threading.Thread(target=command_line_job)
+    job.start()
+    time.sleep(HOLD_SECONDS)
+    assert opened_at == [], "the job must not start while the server holds the turn"
+    released_at = time.monotonic()
+    release.set()
+    job.join(timeout=5)
+    server.join(timeout=5)
+    assert len(opened_at) == 1
+    assert opened_at[0] >= released_at
