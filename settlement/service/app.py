@@ -158,7 +158,11 @@ class SettlementApp:
                 after_id=after_id,
                 limit=size + 1,
             )
-            repo.prefetch_entries(str(row["settlement_id"]) for row in rows[:size])
+            listed = [str(row["settlement_id"]) for row in rows[:size]]
+            if with_lines:
+                repo.prefetch_entries(listed)
+            else:
+                repo.prefetch_reversals(listed)
             views = tuple(
                 settlement_view(
                     row,

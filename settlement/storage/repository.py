@@ -583,6 +583,16 @@ class Repository:
                 self._reversed_by[found["reverses_id"]] = found["settlement_id"]
         return [found for found in (self._entries[s] for s in wanted) if found is not None]
 
+    def prefetch_reversals(self, settlement_ids: Iterable[str]) -> None:
+        """Which of these entries were reversed, one query for the lot (a list without lines needs no more)."""
+        wanted = sorted(set(settlement_ids) - self._reversed_by.keys())
+        if not wanted:
+            return
+        for settlement_id in wanted:
+            self._reversed_by[settlement_id] = None
+        for found in _REVERSALS.rows(self.connection, (), wanted):
+            self._reversed_by[found["reverses_id"]] = found["settlement_id"]
+
     def settlement(self, settlement_id: str) -> Row | None:
         if settlement_id not in self._entries:
             self.prefetch_entries((settlement_id,))
