@@ -28,6 +28,7 @@ MAX_STATEMENT_DAYS = 366
 # Storage and concurrency.
 MAX_SETTLES_PER_COMMIT = 64  # group commit: one fsync for up to this many settles
 GROUP_COMMIT_WINDOW_MS = 2.0  # the server collects concurrent calls' writes this long before one commit
+WRITE_TURN_POLL_MS = 0.5  # the server tries for the write turn this often while another process writes
 MAX_COMMIT_QUEUE_DEPTH = 4096  # settles waiting for a commit before callers are told to back off
 # A write whose caller has less time left than this is refused at once (DEADLINE_EXCEEDED with its
 # ErrorInfo) instead of starting a commit the caller would stop waiting for.

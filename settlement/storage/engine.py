@@ -63,8 +63,8 @@ class Engines:
 
     def write_turn_lock(self) -> WriteTurnLock | None:
         """A held-open handle on the same turn, for a caller that must not block while it waits (the
-        server's event loop tries it first and waits in a helper thread only when another process writes).
-        None when there is no lock file (PostgreSQL, in-memory SQLite)."""
+        server's event loop tries it and, while another process writes, tries again shortly). None when
+        there is no lock file (PostgreSQL, in-memory SQLite)."""
         return None if self.write_lock_file is None else WriteTurnLock(self.write_lock_file)
 
     def dispose(self) -> None:
@@ -84,9 +84,6 @@ class WriteTurnLock:
         except BlockingIOError:
             return False
         return True
-
-    def acquire(self) -> None:
-        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
 
     def release(self) -> None:
         fcntl.flock(self._descriptor, fcntl.LOCK_UN)
