@@ -334,7 +334,11 @@ def test_sigterm_mid_load_drains_exits_0_and_loses_no_acknowledged_settle(
     assert [code for code, at in load.refused if at < sigterm_at] == [], "refusals before SIGTERM"
     # A call arriving as the listener stops is CANCELLED by gRPC, later ones find the port closed: both are
     # "no answer", which a terminal retries with the same request_id; either way at most one settlement.
-    assert {code for code, _ in load.refused} <= UNANSWERED, "after SIGTERM a call is answered or not at all"
+    assert {code for code, _ in load.refused} <= UNANSWERED, (
+        "after SIGTERM a call is answered or not at all; refusals (code, seconds after SIGTERM): "
+        f"{[(code, round(at - sigterm_at, 2)) for code, at in load.refused]}; the server's log, less its "
+        f"OK lines, ends: {_unusual_lines(logged)[-3000:]}"
+    )
     assert_every_acknowledged_settle_written_once(database_url, load, tmp_path)
 
 
@@ -358,3 +362,8 @@ def test_kill_9_of_one_of_two_server_processes_mid_load_loses_no_acknowledged_se
     assert [code for code, at in load.refused if at < killed_at] == [], "refusals before the kill"
     assert {code for code, _ in load.refused} <= UNANSWERED, "a call is answered or not at all"
     assert_every_acknowledged_settle_written_once(database_url, load, tmp_path)
+
+
+def _unusual_lines(logged: str) -> str:
+    """The server log without its per-call OK lines: what to read when a drain went wrong."""
+    return "\n".join(line for line in logged.splitlines() if "outcome=OK" not in line)
