@@ -41,11 +41,6 @@ def internal_status() -> grpc.Status:
     return _status(grpc.StatusCode.INTERNAL, INTERNAL_REASON, INTERNAL_MESSAGE, INTERNAL_MESSAGE_ZH, {})
 
 
-def status_of(error: Exception) -> grpc.Status:
-    """The status to send for any exception a handler raised."""
-    return rich_status(error) if isinstance(error, SettlementError) else internal_status()
-
-
 def _status(
     code: grpc.StatusCode, reason: str, message: str, message_zh: str, metadata: dict[str, str]
 ) -> grpc.Status:
