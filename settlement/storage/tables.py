@@ -156,9 +156,8 @@ settlements = Table(
     Column("deductible_delta_fen", Fen, nullable=False),
     Column("fund_delta_fen", Fen, nullable=False),
     Column("self_segment_delta_fen", Fen, nullable=False),
-    # Not unique: a refund writes a cancellation and a replacement under one request id. The requests
-    # table is the idempotency record.
-    Index("ix_settlements_hospital_request", "hospital_id", "request_id"),
+    # request_id is not unique here (a refund writes a cancellation and a replacement under one request
+    # id) and not indexed: the requests table is the idempotency record and what lookups by id read.
     CheckConstraint("kind IN ('settlement', 'cancellation')", name="kind_known"),
     CheckConstraint("(kind = 'cancellation') = (reverses_id IS NOT NULL)", name="cancellation_reverses"),
     Index("ix_settlements_person_date", "person_number", "business_date"),
