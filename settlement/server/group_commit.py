@@ -21,18 +21,23 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import time
 from typing import Any, TypeVar
 
 from settlement import limits
-from settlement.errors import Unavailable
-from settlement.service.writer import Write, WriteJob, Writer, too_late
+from settlement.service.writer import (
+    Write,
+    WriteJob,
+    Writer,
+    answer_unanswered,
+    budget_seconds,
+    outcome_seconds,
+    outcome_unknown,
+    too_late,
+)
 from settlement.storage.engine import Engines, WriteTurnLock
 
 Result = TypeVar("Result")
 _log = logging.getLogger(__name__)
-_MIN_COMMIT_BUDGET_SECONDS = limits.MIN_COMMIT_BUDGET_MS / 1000
-_OUTCOME_GRACE_SECONDS = 1.0  # past the deadline: the commit may be running, its outcome is worth a second
 
 
 class GroupCommit:
@@ -75,18 +80,14 @@ class GroupCommit:
             return await answer
         try:
             # Stop waiting while the caller still listens: a job not yet in a batch is withdrawn and refused.
-            budget = deadline - time.monotonic() - _MIN_COMMIT_BUDGET_SECONDS
-            return await asyncio.wait_for(asyncio.shield(answer), timeout=max(0.0, budget))
+            return await asyncio.wait_for(asyncio.shield(answer), timeout=budget_seconds(deadline))
         except TimeoutError:
             if job.future.cancel():
                 raise too_late() from None
         try:
-            remaining = max(0.0, deadline - time.monotonic())
-            return await asyncio.wait_for(answer, timeout=remaining + _OUTCOME_GRACE_SECONDS)
+            return await asyncio.wait_for(answer, timeout=outcome_seconds(deadline))
         except TimeoutError:
-            raise Unavailable(
-                "the commit did not finish within the deadline; its outcome is unknown: retry with the same request_id"
-            ) from None
+            raise outcome_unknown() from None
 
     async def drained(self, poll_seconds: float = 0.001) -> None:
         """Return once every write handed in so far is committed or refused (tests, and drains that ask)."""
@@ -116,7 +117,6 @@ class GroupCommit:
         except Exception:  # never leave a caller waiting on a flush that will not come
             _log.exception("the group commit failed outside a transaction")
             batch, self._pending = self._pending, []
-            self._busy = False
             self._finished(batch)
 
     def _schedule(self, delay_seconds: float) -> None:
@@ -141,9 +141,8 @@ class GroupCommit:
 
     def _finished(self, batch: list[tuple[WriteJob, asyncio.Future[Any]]]) -> None:
         self._busy = False
+        answer_unanswered([job for job, _ in batch])
         for job, answer in batch:
-            if not job.future.done():  # only after a failure outside any transaction: nothing was committed
-                job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
             _settle_answer(job.future, answer)
         if self._pending:
             # One window before the next batch: more calls join it, and another server process polling

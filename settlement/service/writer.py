@@ -58,6 +58,33 @@ NO_KEYS = WriteKeys()
 _MIN_COMMIT_BUDGET_SECONDS = limits.MIN_COMMIT_BUDGET_MS / 1000
 
 
+_OUTCOME_GRACE_SECONDS = 1.0  # past the deadline a commit may still be running: its outcome is worth this long
+
+
+def budget_seconds(deadline: float) -> float:
+    """How long a caller may wait for its job to join a batch: until ``MIN_COMMIT_BUDGET_MS`` before its
+    deadline. A job not taken by then is withdrawn and refused (``too_late``)."""
+    return max(0.0, deadline - time.monotonic() - _MIN_COMMIT_BUDGET_SECONDS)
+
+
+def outcome_seconds(deadline: float) -> float:
+    """How long a caller whose job is being committed still waits for the outcome."""
+    return max(0.0, deadline - time.monotonic()) + _OUTCOME_GRACE_SECONDS
+
+
+def outcome_unknown() -> Unavailable:
+    return Unavailable(
+        "the commit did not finish within the deadline; its outcome is unknown: retry with the same request_id"
+    )
+
+
+def answer_unanswered(batch: list[WriteJob]) -> None:
+    """After a failure outside any transaction: nothing was committed, every job not yet answered is told so."""
+    for job in batch:
+        if not job.future.done():
+            job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
+
+
 def too_late() -> DeadlineTooShort:
     return DeadlineTooShort(
         f"less than {limits.MIN_COMMIT_BUDGET_MS} ms of the deadline was left, too little for a commit; "
@@ -137,16 +164,14 @@ class Writer:
             return future.result()
         try:
             # Stop waiting while the caller still listens: a job still queued is withdrawn and refused.
-            return future.result(timeout=max(0.0, deadline - time.monotonic() - _MIN_COMMIT_BUDGET_SECONDS))
+            return future.result(timeout=budget_seconds(deadline))
         except TimeoutError:
             if future.cancel():
                 raise too_late() from None
         try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+            return future.result(timeout=outcome_seconds(deadline))
         except TimeoutError:
-            raise Unavailable(
-                "the commit did not finish within the deadline; its outcome is unknown: retry with the same request_id"
-            ) from None
+            raise outcome_unknown() from None
 
     # --- the writer thread ---------------------------------------------------------------------
 
@@ -179,9 +204,7 @@ class Writer:
             self._commit(self._still_wanted(batch), turn_held=turn_held)
         except Exception:  # never let one batch stop the writer: every later caller would wait forever
             log.exception("the writer failed outside a transaction")
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
+            answer_unanswered(batch)
 
     @staticmethod
     def _still_wanted(batch: list[WriteJob]) -> list[WriteJob]:
