@@ -15,6 +15,7 @@ Servicers are ``async``; blocking work (PostgreSQL reads) goes to the loop's thr
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import signal
@@ -284,6 +285,7 @@ def run_server(
             _with_port(config.metrics_listen, running.metrics_endpoint.port) if running.metrics_endpoint else "off",
         )
         try:
+            quiet_garbage_collector()
             if on_started is not None:
                 on_started(running)
             signals.wait()
@@ -296,6 +298,25 @@ def run_server(
     finally:
         signals.restore()
     _log.info("stopped")
+
+
+# Young objects allocated (net of those freed) before the collector looks at them; Python's default is
+# 700. A call allocates a few hundred tracked objects that almost all die by reference counting, so the
+# default ran a young collection every few calls (150 ms per 20 s per process under load).
+YOUNG_OBJECTS_PER_COLLECTION = 10_000
+
+
+def quiet_garbage_collector() -> None:
+    """Move everything start-up built (modules, policies, statements, gRPC machinery) out of the cyclic
+    collector's sight and let it run less often.
+
+    Why: a full collection walked every object the process ever built and held the event loop, and so
+    every call in flight, for up to 33 ms; under load that was the slowest 1 % of settles.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_OBJECTS_PER_COLLECTION, middle, old)
 
 
 class SignalLatch:
