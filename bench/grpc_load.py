@@ -379,7 +379,7 @@ async def _worker(plan: WorkerPlan, ready: Any, go: Any, start_at: Any, results:
         results.put(asdict(total))
     finally:
         for terminal in terminals:
-            await terminal.channel.close()
+            await terminal.channel.close(None)
 
 
 # ---- the server: our own, prepared with the CLI, or a running one -----------------------------------------
@@ -562,18 +562,17 @@ def child_processes(pid: int) -> list[int]:
     return [int(child) for child in children.read_text().split()] if children.exists() else []
 
 
-def commit_counters(metrics_urls: tuple[str, ...]) -> tuple[float, float]:
-    """(commits, writes committed) so far, summed over the server processes' Prometheus endpoints (each
+def commit_counters(metrics_urls: tuple[str, ...]) -> list[tuple[float, float]]:
+    """(commits, writes committed) so far, for each server process from its Prometheus endpoint (each
     process's group-commit writer carries its settles, cancels and quotes)."""
-    commits = writes = 0.0
+    counters = []
     for url in metrics_urls:
         with urllib.request.urlopen(url, timeout=5) as answer:
             text = answer.read().decode()
         count = re.search(r"^settlement_db_commit_batch_size_count (\S+)$", text, re.MULTILINE)
         total = re.search(r"^settlement_db_commit_batch_size_sum (\S+)$", text, re.MULTILINE)
-        commits += float(count[1]) if count else 0.0
-        writes += float(total[1]) if total else 0.0
-    return commits, writes
+        counters.append((float(count[1]) if count else 0.0, float(total[1]) if total else 0.0))
+    return counters
 
 
 def run_load(args: argparse.Namespace, server: Server) -> dict[str, Any]:
@@ -616,7 +615,7 @@ def run_load(args: argparse.Namespace, server: Server) -> dict[str, Any]:
 
 def _measure_cpu(
     server: Server, processes: list[Any], baseline_start: float, args: argparse.Namespace
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """CPU used by the server and by the load processes in the baseline and the mix window, and the
     server's commits in the mix window (sampled at the phase boundaries)."""
     pids = {"client": [process.pid for process in processes]}
@@ -641,9 +640,13 @@ def _measure_cpu(
         )
         for who in pids
     }
-    commits = commits_after[0] - commits_before[0]
+    commits = sum(after[0] - before[0] for before, after in zip(commits_before, commits_after, strict=True))
+    writes = [after[1] - before[1] for before, after in zip(commits_before, commits_after, strict=True)]
     figures["commits_per_second"] = commits / args.seconds
-    figures["writes_per_commit"] = (commits_after[1] - commits_before[1]) / commits if commits else 0.0
+    figures["writes_per_commit"] = sum(writes) / commits if commits else 0.0
+    # SO_REUSEPORT hashes each terminal's connection to a process: with few terminals one process may carry
+    # many more than the other, which moves the figures from run to run.
+    figures["writes_share_by_process"] = [round(w / sum(writes), 3) if sum(writes) else 0.0 for w in writes]
     return figures
 
 
@@ -666,7 +669,7 @@ def _method_figures(latencies: list[float], refusals: dict[str, int], seconds: f
     }
 
 
-def _figures(args: argparse.Namespace, server: Server, total: Tally, cpu: dict[str, float]) -> dict[str, Any]:
+def _figures(args: argparse.Namespace, server: Server, total: Tally, cpu: dict[str, Any]) -> dict[str, Any]:
     mix = total.latencies.get("mix", {})
     mix_refusals = total.refusals.get("mix", {})
     methods = {
@@ -751,7 +754,11 @@ def print_table(figures: dict[str, Any]) -> None:
         f"baseline — server {server_baseline}, load generator {cpu['client_cores_baseline']:.2f}"
     )
     if cpu.get("commits_per_second"):
-        print(f"server commits: {cpu['commits_per_second']:.0f}/s, {cpu['writes_per_commit']:.1f} writes per commit")
+        shares = " / ".join(f"{share:.0%}" for share in cpu["writes_share_by_process"])
+        print(
+            f"server commits: {cpu['commits_per_second']:.0f}/s, {cpu['writes_per_commit']:.1f} writes per commit;"
+            f" writes by process: {shares}"
+        )
     print(
         f"target: >= {target['settles_per_second']} settles/s with p99 <= {target['settle_p99_ms']:g} ms: "
         f"{'met' if target['met'] else 'NOT met'}"
