@@ -1,9 +1,10 @@
 """Group commit: one writer thread, many settles per transaction, one fsync for the lot.
 
 Owns: the queue of write jobs, batching them into one transaction (up to ``MAX_SETTLES_PER_COMMIT``),
-refusing jobs whose deadline passed before their commit started, and resolving each caller only after
-its batch committed. If a batch fails in the database, every job in it is re-run alone, so one bad job
-never fails its neighbours. Must never resolve a caller before the commit that holds its effect.
+refusing a job whose deadline leaves too little for a commit when its batch, or its own turn in it,
+starts, and resolving each caller only after its batch committed. If a batch fails in the database,
+every job in it is re-run alone, so one bad job never fails its neighbours. Must never resolve a caller
+before the commit that holds its effect.
 
 A job is a function of one ``Repository``. It may raise a ``SettlementError`` only before its first
 write (a refusal it records is its write); the rest of the batch still commits.
@@ -83,6 +84,20 @@ def answer_unanswered(batch: list[WriteJob]) -> None:
     for job in batch:
         if not job.future.done():
             job.future.set_exception(Unavailable("the write failed; retry with the same request_id"))
+
+
+def _outcome(job: WriteJob, repo: Repository) -> tuple[WriteJob, bool, Any]:
+    """Run one job of a batch: (job, True, its result) or (job, False, its refusal)."""
+    if _out_of_time(job, time.monotonic()):  # the jobs before it in the batch ran long: its caller is leaving
+        return job, False, too_late()
+    try:
+        return job, True, job.work(repo)
+    except SettlementError as refusal:
+        return job, False, refusal
+
+
+def _out_of_time(job: WriteJob, now: float) -> bool:
+    return job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS
 
 
 def too_late() -> DeadlineTooShort:
@@ -214,7 +229,7 @@ class Writer:
         for job in batch:
             if job.future.cancelled():  # its caller gave up waiting while it was queued (Writer.run)
                 continue
-            if job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS:
+            if _out_of_time(job, now):
                 job.future.set_exception(too_late())
             elif job.future.set_running_or_notify_cancel():
                 wanted.append(job)
@@ -224,7 +239,6 @@ class Writer:
         if not batch:
             return
         started = time.perf_counter()
-        outcomes: list[tuple[WriteJob, bool, Any]] = []
         try:
             with (
                 contextlib.nullcontext() if turn_held else self._engines.write_turn(),
@@ -232,11 +246,7 @@ class Writer:
             ):
                 repo = Repository(connection)
                 repo.prepare([job.keys for job in batch])
-                for job in batch:
-                    try:
-                        outcomes.append((job, True, job.work(repo)))
-                    except SettlementError as refusal:
-                        outcomes.append((job, False, refusal))
+                outcomes = [_outcome(job, repo) for job in batch]
                 repo.flush()
         except (DBAPIError, InvariantViolated) as error:
             if len(batch) > 1:

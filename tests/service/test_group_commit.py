@@ -92,6 +92,30 @@ def test_a_write_whose_deadline_passes_while_it_waits_is_refused_and_never_writt
     assert settlement_count(app.engines) == 0
 
 
+def test_a_write_whose_deadline_runs_out_behind_a_slow_write_of_its_batch_is_refused_and_never_written(
+    commits_seen: tuple[SettlementApp, list[int]],
+) -> None:
+    app, sizes = commits_seen
+    group = GroupCommit(app.writer, app.engines, window_seconds=WINDOW_SECONDS)
+    slow = Write(lambda _repo: time.sleep(HOLD_SECONDS) or "slow write done", NO_KEYS)
+    settle = app.settle_write(settle_command())
+
+    async def calls() -> list[object]:
+        deadline = time.monotonic() + WINDOW_SECONDS + HOLD_SECONDS / 2  # passes while the slow write runs
+        return await asyncio.gather(
+            group.run(slow, deadline=None), group.run(settle, deadline=deadline), return_exceptions=True
+        )
+
+    try:
+        slow_result, settle_result = asyncio.run(calls())
+    finally:
+        group.close()
+    assert sizes == [2], "both writes were in one batch"
+    assert slow_result == "slow write done"
+    assert isinstance(settle_result, DeadlineTooShort)
+    assert settlement_count(app.engines) == 0
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_while_another_process_writes_the_loop_keeps_serving_and_the_write_follows_its_turn(
     commits_seen: tuple[SettlementApp, list[int]],
