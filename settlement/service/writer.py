@@ -88,7 +88,7 @@ def answer_unanswered(batch: list[WriteJob]) -> None:
 
 def _outcome(job: WriteJob, repo: Repository) -> tuple[WriteJob, bool, Any]:
     """Run one job of a batch: (job, True, its result) or (job, False, its refusal)."""
-    if _out_of_time(job, time.monotonic()):  # the jobs before it in the batch ran long: its caller is leaving
+    if _out_of_time(job.deadline, time.monotonic()):  # the jobs before it in the batch ran long
         return job, False, too_late()
     try:
         return job, True, job.work(repo)
@@ -96,8 +96,9 @@ def _outcome(job: WriteJob, repo: Repository) -> tuple[WriteJob, bool, Any]:
         return job, False, refusal
 
 
-def _out_of_time(job: WriteJob, now: float) -> bool:
-    return job.deadline is not None and job.deadline - now < _MIN_COMMIT_BUDGET_SECONDS
+def _out_of_time(deadline: float | None, now: float) -> bool:
+    """Too little of the deadline left for a commit (``MIN_COMMIT_BUDGET_MS``)."""
+    return deadline is not None and deadline - now < _MIN_COMMIT_BUDGET_SECONDS
 
 
 def too_late() -> DeadlineTooShort:
@@ -141,7 +142,7 @@ class Writer:
         """A job for ``commit_batch`` or the queue; refused while stopping or with too little deadline left."""
         if self._stopping:
             raise Unavailable("the engine is shutting down; retry with the same request_id")
-        if deadline is not None and deadline - time.monotonic() < _MIN_COMMIT_BUDGET_SECONDS:
+        if _out_of_time(deadline, time.monotonic()):
             raise too_late()
         return WriteJob(work, keys, deadline)
 
@@ -229,7 +230,7 @@ class Writer:
         for job in batch:
             if job.future.cancelled():  # its caller gave up waiting while it was queued (Writer.run)
                 continue
-            if _out_of_time(job, now):
+            if _out_of_time(job.deadline, now):
                 job.future.set_exception(too_late())
             elif job.future.set_running_or_notify_cancel():
                 wanted.append(job)

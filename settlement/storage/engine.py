@@ -46,12 +46,12 @@ class Engines:
         if self.write_lock_file is None:
             yield
             return
-        descriptor = os.open(self.write_lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        turn = WriteTurnLock(self.write_lock_file)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            turn.acquire()
             yield
         finally:
-            os.close(descriptor)  # closing releases the lock
+            turn.close()  # closing releases the lock
 
     @contextmanager
     def write_transaction(self) -> Iterator[Connection]:
@@ -77,6 +77,10 @@ class WriteTurnLock:
 
     def __init__(self, path: Path) -> None:
         self._descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        """Wait for the turn: the kernel wakes this process the moment the holder lets go."""
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
 
     def try_acquire(self) -> bool:
         try:
